@@ -1,0 +1,17 @@
+"""Pseudo-labels from query points: superpixel majority vote and an on-disk cache."""
+
+from pointseg.labels.cache import PseudoLabelCache
+from pointseg.labels.propagation import (
+    PSEUDO_LABEL_VERSION,
+    make_pseudo_label,
+    propagate_labels,
+    propagation_stats,
+)
+
+__all__ = [
+    "PSEUDO_LABEL_VERSION",
+    "PseudoLabelCache",
+    "make_pseudo_label",
+    "propagate_labels",
+    "propagation_stats",
+]

@@ -1,0 +1,17 @@
+"""Point-supervision losses (class-weighted masked MSE, partial cross-entropy) and registry."""
+
+from pointseg.losses.losses import (
+    ClassWeightedMaskedMSE,
+    PartialCrossEntropy,
+    get_loss,
+    list_losses,
+    register_loss,
+)
+
+__all__ = [
+    "ClassWeightedMaskedMSE",
+    "PartialCrossEntropy",
+    "get_loss",
+    "list_losses",
+    "register_loss",
+]

@@ -1,0 +1,74 @@
+"""Predict class maps for a folder (or list) of images."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from pointseg.io.raster import IMAGE_SUFFIXES, read_image, write_label_geotiff, write_png
+from pointseg.models.registry import load_model
+from pointseg.predict.inference import predict_labels, resolve_device
+from pointseg.viz.colors import overlay
+
+__all__ = ["predict_folder"]
+
+logger = logging.getLogger(__name__)
+
+
+def _inputs(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(source, (str, Path)):
+        source = Path(source)
+        if source.is_dir():
+            files = sorted(
+                p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            if not files:
+                raise ValueError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            return files
+        if not source.is_file():
+            raise FileNotFoundError(f"input {source} does not exist")
+        return [source]
+    return [Path(p) for p in source]
+
+
+def predict_folder(
+    model_path: str | Path,
+    source: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    device: str | None = "auto",
+    overlays: bool = True,
+    progress: Callable[[Iterable[Path]], Iterable[Path]] | None = None,
+) -> list[Path]:
+    """Write a class map for every image.
+
+    For each input ``stem``: ``out_dir/stem.png`` (palette PNG whose pixel values are class
+    indices), ``out_dir/stem.tif`` when the input is georeferenced (same CRS and transform),
+    and ``out_dir/overlays/stem.png`` (colours over the image) when ``overlays``.
+
+    Returns
+    -------
+    list of Path
+        The class-map files written.
+    """
+    dev = resolve_device(device)
+    model, spec = load_model(model_path, map_location=dev)
+    model.to(dev)
+    out_dir = Path(out_dir)
+    files = _inputs(source)
+    colors = [tuple(c) for c in spec.class_colors]
+    written = []
+    iterator: Iterable[Path] = progress(files) if progress else files
+    for path in iterator:
+        image, georef = read_image(path, bands=spec.bands)
+        labels = predict_labels(model, spec, image, device=dev)
+        written.append(write_png(out_dir / f"{path.stem}.png", labels, palette=colors))
+        if georef is not None:
+            written.append(
+                write_label_geotiff(out_dir / f"{path.stem}.tif", labels, georef, colors=colors)
+            )
+        if overlays:
+            write_png(out_dir / "overlays" / f"{path.stem}.png", overlay(image, labels, colors))
+    logger.info("wrote %d class maps to %s", len(files), out_dir)
+    return written

@@ -1,0 +1,75 @@
+"""Callbacks: one CSV row of losses and metrics per epoch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from pointseg.io.atomic import write_text_atomic
+
+__all__ = ["EpochCSVLogger", "read_history"]
+
+_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds")
+
+
+class EpochCSVLogger(L.Callback):
+    """Append ``epoch, train_loss, val_loss, val_miou, val_pixel_accuracy, lr, seconds`` rows.
+
+    The file is rewritten atomically after each epoch; on resume earlier rows are kept and rows
+    of epochs that are trained again are replaced.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        if trainer.sanity_checking:
+            return
+        m = trainer.callback_metrics
+
+        def val(key: str) -> float:
+            v = m.get(key)
+            return float(v) if v is not None else math.nan
+
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
+        row = {
+            "epoch": trainer.current_epoch,
+            "train_loss": val("train_loss"),
+            "val_loss": val("val_loss"),
+            "val_miou": val("val_miou"),
+            "val_pixel_accuracy": val("val_pixel_accuracy"),
+            "lr": lr,
+            "seconds": round(time.perf_counter() - self._start, 3),
+        }
+        rows = [r for r in read_history(self.path) if int(r["epoch"]) < row["epoch"]]
+        rows.append(row)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path, buf.getvalue())
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of an epoch CSV as dicts of floats (``epoch`` as int); [] when absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            out.append({k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()})
+    return out

@@ -1,0 +1,110 @@
+"""The training configuration: one dataclass, saved as YAML beside every run's outputs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pointseg.io.atomic import write_text_atomic
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Data: ``data`` (folder dataset root), ``classes`` (class file; default
+    ``data/classes.yaml``), ``split_file`` or (``fractions``, ``split_seed``,
+    ``group_pattern``), ``image_size`` (square resize; None keeps the size), ``bands``.
+
+    Supervision: ``supervision`` = ``points`` (superpixel pseudo-labels from query points) or
+    ``full`` (dense masks, the upper bound); ``points_file`` (CSV/GeoJSON in pixel
+    coordinates) or simulated points ``n_points`` per image with ``point_scheme``;
+    ``superpixels`` method with ``n_segments``.
+
+    Model and optimisation: ``model`` + ``model_options`` (+ ``weights``), ``loss`` +
+    ``loss_options``, Adam ``lr``/``weight_decay``, ``batch_size``, ``max_epochs``,
+    ``early_stop_patience`` and ``plateau_patience`` (both on validation mIoU), ``seed``,
+    ``accelerator`` (``auto``, ``cpu``, ``cuda``/``gpu``), ``precision``.
+    """
+
+    data: str = ""
+    out: str = "runs/train"
+    classes: str | None = None
+    split_file: str | None = None
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_seed: int = 0
+    group_pattern: str | None = None
+    image_size: int | None = 256
+    bands: list[int] | None = None
+    supervision: str = "points"
+    points_file: str | None = None
+    n_points: int = 50
+    point_scheme: str = "per_class"
+    superpixels: str = "slic"
+    n_segments: int = 300
+    superpixel_options: dict[str, Any] = field(default_factory=dict)
+    model: str = "unet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    loss: str = "masked_mse"
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    max_epochs: int = 50
+    early_stop_patience: int = 10
+    plateau_patience: int = 4
+    seed: int = 0
+    accelerator: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 0
+    cache_dir: str | None = None
+    resume: bool = False
+    progress: bool = False
+
+    def validate(self) -> None:
+        """Check values that would otherwise fail deep inside training."""
+        if not self.data:
+            raise ValueError("no dataset: set data (a folder with images/ and masks/)")
+        if self.supervision not in ("points", "full"):
+            raise ValueError(f"supervision must be 'points' or 'full', got {self.supervision!r}")
+        for name in ("batch_size", "max_epochs", "n_segments"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_points < 1 and self.points_file is None and self.supervision == "points":
+            raise ValueError(f"n_points must be >= 1, got {self.n_points}")
+        if self.image_size is not None and self.image_size < 16:
+            raise ValueError(f"image_size must be >= 16 (or None), got {self.image_size}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fractions"] = list(self.fractions)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; valid ones: {sorted(known)}")
+        cfg = cls(**data)
+        cfg.fractions = tuple(cfg.fractions)  # type: ignore[assignment]
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"config {path}: expected a mapping of settings")
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> Path:
+        return write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -1,0 +1,261 @@
+"""From a dataset to training tensors: resizing, query points, superpixel pseudo-labels.
+
+Every split is prepared once into in-memory arrays (images resized to ``image_size``, the
+training targets, the dense masks for evaluation); pseudo-labels are cached on disk. The torch
+dataset then only normalises and augments, so the training loop is not starved by I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pointseg.constants import IGNORE_INDEX
+from pointseg.data.folder import FolderDataset
+from pointseg.data.transforms import resize_image, resize_labels, scale_points
+from pointseg.labels import PseudoLabelCache, make_pseudo_label, propagation_stats
+from pointseg.points import points_to_mask, sample_points
+
+__all__ = [
+    "PreparedSplit",
+    "SegmentationArrayDataset",
+    "band_statistics",
+    "image_seed",
+    "prepare_split",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedSplit:
+    """One split in memory.
+
+    Attributes
+    ----------
+    names : list of str
+        Image stems.
+    images : ndarray, shape (N, H, W, C)
+        Images resized to the training size, in their source dtype.
+    targets : ndarray of uint8, shape (N, H, W)
+        What the model is trained / validated against (pseudo-labels, sparse points or dense
+        masks), 255 = ignore.
+    masks : ndarray of uint8, shape (N, H, W), or None
+        Dense masks at the training size, when the dataset has them.
+    points : list of ndarray (n_i, 3)
+        Query points in training-size pixel coordinates.
+    stats : dict
+        Points, labelled pixels, pseudo-label coverage and accuracy.
+    """
+
+    names: list[str]
+    images: np.ndarray
+    targets: np.ndarray
+    masks: np.ndarray | None
+    points: list[np.ndarray] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def image_seed(seed: int, name: str) -> np.random.Generator:
+    """A generator that depends on the run seed and the image name only (not on order)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def prepare_split(
+    dataset: FolderDataset,
+    *,
+    target: str,
+    image_size: int | None,
+    n_classes: int,
+    points: Mapping[str, np.ndarray] | None = None,
+    n_points: int = 50,
+    point_scheme: str = "per_class",
+    seed: int = 0,
+    superpixels: str = "slic",
+    n_segments: int = 300,
+    superpixel_options: Mapping[str, Any] | None = None,
+    cache: PseudoLabelCache | None = None,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+) -> PreparedSplit:
+    """Load a split and build its targets.
+
+    Parameters
+    ----------
+    dataset : FolderDataset
+        The split to prepare.
+    target : {"pseudo", "points", "full"}
+        ``pseudo``: superpixel pseudo-labels from query points (point supervision);
+        ``points``: the query points alone as a sparse label map; ``full``: dense masks.
+    image_size : int or None
+        Square size to resize to (images bilinear, labels nearest). None keeps the size; then
+        every image must have the same size.
+    n_classes : int
+        Number of classes.
+    points : mapping stem -> (n, 3) array, optional
+        User points in source pixel coordinates. Without it, points are sampled from the masks
+        with ``n_points``/``point_scheme`` (seeded per image by ``seed`` and the image name).
+    superpixels, n_segments, superpixel_options
+        Superpixel method for pseudo-labels.
+    cache : PseudoLabelCache, optional
+        Reuse pseudo-labels across runs.
+    progress : callable, optional
+        Wraps the loop over images (e.g. ``tqdm``).
+
+    Returns
+    -------
+    PreparedSplit
+    """
+    if target not in ("pseudo", "points", "full"):
+        raise ValueError(f"target must be 'pseudo', 'points' or 'full', got {target!r}")
+    n = len(dataset)
+    if n == 0:
+        raise ValueError(f"{dataset!r} is empty; check the split settings")
+    indices: Iterable[int] = range(n)
+    if progress is not None:
+        indices = progress(indices)
+    images, targets, masks, all_points = [], [], [], []
+    shape0: tuple[int, ...] | None = None
+    n_labelled_true = 0
+    covered = agree = labelled = 0
+    for i in indices:
+        sample = dataset[i]
+        name, image = sample["name"], sample["image"]
+        src_shape = image.shape[:2]
+        size = (image_size, image_size) if image_size else src_shape
+        if shape0 is None:
+            shape0 = image.shape[2:]
+        if image.shape[2:] != shape0:
+            raise ValueError(f"image {name!r} has {image.shape[2]} bands, others {shape0[0]}")
+        img = resize_image(image, size)
+        mask = sample.get("mask")
+        mask_small = resize_labels(mask, size) if mask is not None else None
+        if target == "full":
+            if mask is None:
+                raise ValueError(f"image {name!r} has no mask; full supervision needs masks")
+            tgt = mask_small
+            pts = np.zeros((0, 3), np.int64)
+        else:
+            if points is not None:
+                pts_src = np.asarray(points.get(name, np.zeros((0, 3))), np.int64).reshape(-1, 3)
+            elif mask is not None:
+                pts_src = sample_points(
+                    mask, n_points=n_points, scheme=point_scheme, seed=image_seed(seed, name)
+                )
+            else:
+                raise ValueError(f"image {name!r} has neither a mask nor points in the point file")
+            pts = scale_points(pts_src, from_shape=src_shape, to_shape=size)
+            if target == "points":
+                tgt = points_to_mask(pts, shape=size)
+            else:
+                tgt = make_pseudo_label(
+                    img,
+                    pts,
+                    n_classes=n_classes,
+                    method=superpixels,
+                    n_segments=n_segments,
+                    seed=seed,
+                    cache=cache,
+                    **dict(superpixel_options or {}),
+                )
+            if mask_small is not None and target == "pseudo":
+                st = propagation_stats(tgt, mask_small)
+                valid = int((mask_small != IGNORE_INDEX).sum())
+                n_labelled_true += valid
+                covered += round(st["coverage"] * valid)
+                labelled += int(st["n_labelled"])
+                agree += round(st["accuracy"] * st["n_labelled"])
+        if tgt.shape != tuple(size) or (images and img.shape != images[0].shape):
+            raise ValueError(
+                f"image {name!r} is {src_shape[1]}x{src_shape[0]} while others are "
+                f"{images[0].shape[1]}x{images[0].shape[0]}; set an image size to resize them"
+            )
+        images.append(img)
+        targets.append(np.asarray(tgt, np.uint8))
+        masks.append(mask_small)
+        all_points.append(pts)
+    has_masks = all(m is not None for m in masks)
+    n_pts = int(sum(len(p) for p in all_points))
+    tg = np.stack(targets)
+    stats = {
+        "n_images": float(n),
+        "n_points": float(n_pts),
+        "labelled_pixels": float((tg != IGNORE_INDEX).sum()),
+        "labelled_fraction": float((tg != IGNORE_INDEX).mean()),
+    }
+    if target == "pseudo" and n_labelled_true:
+        stats["pseudo_coverage"] = covered / n_labelled_true
+        stats["pseudo_accuracy"] = agree / max(labelled, 1)
+    return PreparedSplit(
+        names=dataset.names,
+        images=np.stack(images),
+        targets=tg,
+        masks=np.stack(masks) if has_masks else None,
+        points=all_points,
+        stats=stats,
+    )
+
+
+def band_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-band mean and standard deviation of (N, H, W, C) images (float64 accumulation)."""
+    flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
+    mean = flat.mean(axis=0)
+    std = flat.std(axis=0)
+    std[std < 1e-6] = 1.0
+    return mean.tolist(), std.tolist()
+
+
+class SegmentationArrayDataset(Dataset):
+    """Torch dataset over a :class:`PreparedSplit`: normalised tensors and flips/rotations.
+
+    Each item is ``{"image": float32 (C, H, W), "mask": int64 (H, W), "name": str}``.
+
+    Parameters
+    ----------
+    split : PreparedSplit
+    mean, std : sequence of float
+        Per-band normalisation.
+    use_masks : bool
+        Use the dense masks (evaluation) instead of the training targets.
+    augment : bool
+        Random horizontal/vertical flips and 90 degree rotations (aerial views have no up).
+    """
+
+    def __init__(
+        self,
+        split: PreparedSplit,
+        *,
+        mean: list[float],
+        std: list[float],
+        use_masks: bool = False,
+        augment: bool = False,
+    ) -> None:
+        imgs = torch.from_numpy(split.images.astype(np.float32)).permute(0, 3, 1, 2)
+        m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.images = ((imgs - m) / s).contiguous()
+        labels = split.masks if use_masks and split.masks is not None else split.targets
+        self.masks = torch.from_numpy(labels.astype(np.int64))
+        self.names = list(split.names)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, mask = self.images[index], self.masks[index]
+        if self.augment:
+            r = torch.randint(0, 8, (1,)).item()
+            if r & 1:
+                image, mask = image.flip(-1), mask.flip(-1)
+            if r & 2:
+                image, mask = image.flip(-2), mask.flip(-2)
+            if r & 4 and image.shape[-1] == image.shape[-2]:
+                image, mask = image.transpose(-1, -2), mask.transpose(-1, -2)
+        return {"image": image, "mask": mask, "name": self.names[index]}

@@ -1,0 +1,111 @@
+"""The Lightning module: a registry model, a registry loss, dataset-level validation mIoU."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+
+from pointseg.losses import get_loss
+from pointseg.metrics import ConfusionMatrix
+from pointseg.models import get_model
+
+__all__ = ["SegmentationTask"]
+
+
+class SegmentationTask(L.LightningModule):
+    """Train a segmentation model on (pseudo-)labels with ignore = 255.
+
+    Parameters
+    ----------
+    model : str
+        A name from :func:`pointseg.models.list_models`.
+    model_options : mapping
+        Extra options of the model builder (``weights`` included).
+    num_classes, in_channels : int
+    loss : str
+        A name from :func:`pointseg.losses.list_losses`.
+    loss_options : mapping
+    lr, weight_decay : float
+        Adam settings.
+    plateau_patience, plateau_factor : int, float
+        ReduceLROnPlateau on the validation mIoU.
+    class_names : sequence of str
+    background : str, optional
+        Background class (for "mIoU without background").
+
+    Notes
+    -----
+    Batches are the sample dicts ``{"image": (B, C, H, W), "mask": (B, H, W), ...}``. The
+    validation mIoU comes from one confusion matrix over the whole validation set.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        num_classes: int,
+        in_channels: int,
+        model_options: Mapping[str, Any] | None = None,
+        loss: str = "masked_mse",
+        loss_options: Mapping[str, Any] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        plateau_patience: int = 3,
+        plateau_factor: float = 0.5,
+        class_names: Sequence[str] | None = None,
+        background: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = get_model(
+            model, num_classes=num_classes, in_channels=in_channels, **dict(model_options or {})
+        )
+        self.criterion = get_loss(loss, **dict(loss_options or {}))
+        self.val_confusion = ConfusionMatrix(
+            num_classes,
+            class_names=list(class_names) if class_names else None,
+            background=background,
+        )
+        self.last_val_metrics: dict[str, Any] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.criterion(logits, batch["mask"])
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits)
+        )
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(batch["image"])
+        loss = self.criterion(logits, batch["mask"])
+        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(logits))
+        self.val_confusion.update(logits.argmax(dim=1), batch["mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_confusion.compute()
+        self.last_val_metrics = metrics
+        miou = metrics["miou"]
+        self.log("val_miou", float(miou) if miou == miou else 0.0, prog_bar=True)
+        self.log("val_pixel_accuracy", float(metrics["pixel_accuracy"] or 0.0))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt,
+            mode="max",
+            factor=self.hparams.plateau_factor,
+            patience=self.hparams.plateau_patience,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_miou"}}

@@ -1,0 +1,306 @@
+"""``run_training``: data → points → pseudo-labels → Lightning fit → model.pt + metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from pointseg.data.folder import FolderDataset
+from pointseg.labels import PseudoLabelCache
+from pointseg.metrics import ConfusionMatrix, save_metrics_json
+from pointseg.models.registry import ModelSpec, save_model
+from pointseg.points import read_points
+from pointseg.training.callbacks import EpochCSVLogger
+from pointseg.training.config import TrainConfig
+from pointseg.training.data import (
+    PreparedSplit,
+    SegmentationArrayDataset,
+    band_statistics,
+    prepare_split,
+)
+from pointseg.training.task import SegmentationTask
+
+__all__ = [
+    "TrainResult",
+    "default_cache_dir",
+    "evaluate_prepared",
+    "prepare_splits",
+    "run_training",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    model_path: Path
+    best_val_miou: float
+    epochs: int
+    seconds: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    label_stats: dict[str, float] = field(default_factory=dict)
+    splits: dict[str, PreparedSplit] = field(default_factory=dict)
+
+
+def default_cache_dir() -> Path:
+    """``$POINTSEG_CACHE`` or ``$XDG_CACHE_HOME/pointseg`` (``~/.cache/pointseg``)."""
+    env = os.environ.get("POINTSEG_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pointseg"
+
+
+def _accelerator(name: str) -> str:
+    if name in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"accelerator {name!r} asked for but CUDA is not available here")
+        return "gpu"
+    if name not in ("auto", "cpu"):
+        raise ValueError(f"accelerator must be auto, cpu or cuda, got {name!r}")
+    return name
+
+
+@torch.no_grad()
+def evaluate_prepared(
+    model: torch.nn.Module,
+    split: PreparedSplit,
+    spec: ModelSpec,
+    *,
+    device: torch.device,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Dataset-level metrics of ``model`` on a prepared split's dense masks (or its targets)."""
+    ds = SegmentationArrayDataset(split, mean=spec.mean, std=spec.std, use_masks=True)
+    cm = ConfusionMatrix(spec.num_classes, class_names=spec.class_names, background=spec.background)
+    model.eval().to(device)
+    for start in range(0, len(ds), batch_size):
+        x = ds.images[start : start + batch_size].to(device)
+        y = ds.masks[start : start + batch_size].to(device)
+        cm.update(model(x).argmax(1), y)
+    return cm.compute()
+
+
+def _loader(ds: SegmentationArrayDataset, cfg: TrainConfig, *, shuffle: bool) -> DataLoader:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        num_workers=cfg.num_workers,
+        generator=gen if shuffle else None,
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+
+def run_training(
+    cfg: TrainConfig, *, splits: dict[str, PreparedSplit] | None = None
+) -> TrainResult:
+    """Train one model as ``cfg`` says, and write the run directory.
+
+    The run directory ``cfg.out`` receives ``config.yaml`` (resolved settings),
+    ``history.csv`` (one row per epoch), ``checkpoints/`` (Lightning ``best.ckpt`` and
+    ``last.ckpt`` for resuming), ``model.pt`` (the best weights plus everything needed to rebuild
+    the model; loads with ``weights_only=True``), ``label_stats.json`` and ``metrics.json``
+    (validation and test metrics of the best model).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    splits : dict, optional
+        Already prepared ``train``/``val``/``test`` splits (used by the demo to share work).
+    """
+    cfg.validate()
+    t0 = time.perf_counter()
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.yaml")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    common = dict(
+        classes=cfg.classes,
+        split_file=cfg.split_file,
+        fractions=cfg.fractions,
+        seed=cfg.split_seed,
+        group_pattern=cfg.group_pattern,
+        bands=cfg.bands,
+    )
+    if splits is None:
+        splits = prepare_splits(cfg, **common)
+    train, val = splits["train"], splits["val"]
+    class_map = FolderDataset(cfg.data, split="train", **common).class_map
+
+    mean, std = band_statistics(train.images)
+    spec = ModelSpec(
+        name=cfg.model,
+        num_classes=class_map.n_classes,
+        in_channels=train.images.shape[-1],
+        options={**cfg.model_options, **({"weights": cfg.weights} if cfg.weights else {})},
+        class_names=list(class_map.names),
+        class_colors=[list(c) for c in class_map.colors],
+        background=class_map.background,
+        mean=mean,
+        std=std,
+        image_size=cfg.image_size,
+        bands=cfg.bands,
+    )
+    task = SegmentationTask(
+        model=cfg.model,
+        num_classes=spec.num_classes,
+        in_channels=spec.in_channels,
+        model_options=spec.options,
+        loss=cfg.loss,
+        loss_options=cfg.loss_options,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        plateau_patience=cfg.plateau_patience,
+        class_names=spec.class_names,
+        background=spec.background,
+    )
+    train_ds = SegmentationArrayDataset(train, mean=mean, std=std, augment=True)
+    val_ds = SegmentationArrayDataset(val, mean=mean, std=std, use_masks=True)
+    ckpt_dir = run_dir / "checkpoints"
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max", save_last=True
+    )
+    callbacks: list[L.Callback] = [
+        checkpoint,
+        L.pytorch.callbacks.EarlyStopping(
+            monitor="val_miou", mode="max", patience=cfg.early_stop_patience
+        ),
+        EpochCSVLogger(run_dir / "history.csv"),
+    ]
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=cfg.max_epochs,
+        accelerator=_accelerator(cfg.accelerator),
+        devices=1,
+        precision=cfg.precision,
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume_from = str(last) if cfg.resume and last.is_file() else None
+    if cfg.resume and resume_from is None:
+        logger.warning("resume asked but %s does not exist: training from the start", last)
+    trainer.fit(
+        task,
+        _loader(train_ds, cfg, shuffle=True),
+        _loader(val_ds, cfg, shuffle=False),
+        ckpt_path=resume_from,
+    )
+
+    best_path = checkpoint.best_model_path
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        task.load_state_dict(state)
+    model_path = save_model(run_dir / "model.pt", task.model, spec)
+
+    device = next(task.model.parameters()).device
+    metrics: dict[str, Any] = {}
+    for name in ("val", "test"):
+        split = splits.get(name)
+        if split is not None and len(split.names):
+            metrics[name] = evaluate_prepared(
+                task.model, split, spec, device=device, batch_size=cfg.batch_size
+            )
+    save_metrics_json(metrics, run_dir / "metrics.json")
+    save_metrics_json(train.stats, run_dir / "label_stats.json")
+    best = checkpoint.best_model_score
+    result = TrainResult(
+        run_dir=run_dir,
+        model_path=model_path,
+        best_val_miou=float(best) if best is not None else float("nan"),
+        epochs=trainer.current_epoch,
+        seconds=time.perf_counter() - t0,
+        metrics=metrics,
+        label_stats=train.stats,
+        splits=splits,
+    )
+    logger.info(
+        "trained %s in %.1f s, %d epochs, best val mIoU %.4f",
+        cfg.model,
+        result.seconds,
+        result.epochs,
+        result.best_val_miou,
+    )
+    return result
+
+
+def prepare_splits(
+    cfg: TrainConfig, *, progress: Any = None, **common: Any
+) -> dict[str, PreparedSplit]:
+    """Prepare the train split with ``cfg.supervision`` and val/test with dense masks."""
+    if not common:
+        common = dict(
+            classes=cfg.classes,
+            split_file=cfg.split_file,
+            fractions=cfg.fractions,
+            seed=cfg.split_seed,
+            group_pattern=cfg.group_pattern,
+            bands=cfg.bands,
+        )
+    needs_masks = cfg.supervision == "full" or cfg.points_file is None
+    datasets = {
+        s: FolderDataset(cfg.data, split=s, require_masks=needs_masks, **common)
+        for s in ("train", "val", "test")
+    }
+    class_map = datasets["train"].class_map
+    points = None
+    if cfg.points_file is not None:
+        sizes: dict[str, tuple[int, int]] = {}
+        for ds in datasets.values():
+            for i, name in enumerate(ds.names):
+                sizes[name] = ds.image_size(i)
+        points, report = read_points(
+            cfg.points_file, class_names=list(class_map.names), image_sizes=sizes
+        )
+        logger.info("%s", report)
+    cache = PseudoLabelCache(
+        Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "pseudo-labels"
+    )
+    out = {}
+    for name, ds in datasets.items():
+        if len(ds) == 0:
+            if name in ("train", "val"):
+                raise ValueError(
+                    f"the {name} split is empty ({len(datasets['train'].splits['train'])} train, "
+                    f"{len(datasets['val'].splits['val'])} val images); adjust the split fractions "
+                    "or the split file"
+                )
+            continue
+        if name == "train":
+            target = "full" if cfg.supervision == "full" else "pseudo"
+        else:
+            target = "full" if ds.records[0].mask is not None else "points"
+        out[name] = prepare_split(
+            ds,
+            target=target,
+            image_size=cfg.image_size,
+            n_classes=class_map.n_classes,
+            points=points,
+            n_points=cfg.n_points,
+            point_scheme=cfg.point_scheme,
+            seed=cfg.seed,
+            superpixels=cfg.superpixels,
+            n_segments=cfg.n_segments,
+            superpixel_options=cfg.superpixel_options,
+            cache=cache,
+            progress=progress,
+        )
+    return out
