@@ -421,7 +421,7 @@ def _paint_fields(rng: np.random.Generator, cv: _Canvas, grain: np.ndarray) -> f
 def _paint_woodland(rng: np.random.Generator, cv: _Canvas, grain: np.ndarray) -> np.ndarray:
     size = cv.size
     present = rng.random() < 0.9
-    share = rng.uniform(0.12, 0.34) if present else 0.0
+    share = rng.uniform(0.16, 0.4) if present else 0.0
     field = _fbm(rng, size, size / rng.uniform(2.0, 3.5), octaves=3)
     field += np.float32(0.12) * _value_noise(rng, size, 4.0)  # ragged edges
     crowns = _value_noise(rng, size, rng.uniform(2.2, 3.2))
@@ -467,7 +467,7 @@ def _cast_tree_shadows(
 def _paint_water(rng: np.random.Generator, cv: _Canvas) -> None:
     size = cv.size
     kind = rng.choice(3, p=[0.1, 0.5, 0.4])  # none, lake, river
-    share = rng.uniform(0.06, 0.18)
+    share = rng.uniform(0.07, 0.2)
     color = cv.add_color(_jitter_color(rng, _WATER_COLOR, 10.0))
     g_angle = rng.uniform(0.0, 2 * np.pi)
     g_amp = rng.uniform(0.05, 0.15) / size
@@ -543,7 +543,7 @@ def _paint_buildings(
     free = np.flatnonzero(cv.mask == _BACKGROUND)
     shadow_r: list[np.ndarray] = []
     shadow_c: list[np.ndarray] = []
-    roofs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, bool]] = []
+    roofs: list[tuple[np.ndarray, np.ndarray, int, np.ndarray, float, bool]] = []
     area = 0.0
     attempts = 0
     max_attempts = 30 + int(6 * target / max(scale * scale * 0.6, 1.0))
@@ -589,10 +589,9 @@ def _paint_buildings(
         )
         flat = bool(rng.random() < 0.35)
         # Which half of a gable roof faces the light (opposite to the shadows).
-        lit_sign = (
-            1.0 if (np.cos(angle) * -shadow_dir[1] + np.sin(angle) * shadow_dir[0]) < 0 else -1.0
-        )
-        roofs.append((rr, cc, np.full(1, color), across, lit_sign * depth / 2, flat))
+        lit = np.sin(angle) * shadow_dir[0] - np.cos(angle) * shadow_dir[1]
+        lit_sign = 1.0 if lit > 0 else -1.0
+        roofs.append((rr, cc, color, across, lit_sign * depth / 2, flat))
 
     if shadow_r:
         cv.shade[np.concatenate(shadow_r), np.concatenate(shadow_c)] *= shadow_factor
@@ -603,7 +602,7 @@ def _paint_buildings(
             shade = np.where(across * signed_half > 0, 1.1, 0.8)
             shade[np.abs(across) < 0.6] = 1.2  # ridge
         shade = shade * (1.0 + 0.03 * rng.standard_normal(rr.size))
-        cv.index[rr, cc] = color[0]
+        cv.index[rr, cc] = color
         cv.shade[rr, cc] = shade
         cv.mask[rr, cc] = _BUILDING
 

@@ -134,7 +134,9 @@ class PseudoLabelCache:
                     raise ValueError(f"expected an 8-bit grayscale PNG, got mode {im.mode!r}")
                 labels = np.array(im, dtype=np.uint8)
         except Exception as err:  # any decoding failure is a miss, never a crash
-            logger.warning("corrupt pseudo-label cache entry %s (%s); treating as a miss", path, err)
+            logger.warning(
+                "corrupt pseudo-label cache entry %s (%s); treating as a miss", path, err
+            )
             return None
         return labels
 
@@ -191,7 +193,9 @@ class PseudoLabelCache:
         if cached is not None:
             logger.warning(
                 "pseudo-label cache entry %s has shape %s, expected %s; recomputing",
-                key, cached.shape, expected_shape,
+                key,
+                cached.shape,
+                expected_shape,
             )
         labels = _as_label_map(fn())
         self.put(key, labels)

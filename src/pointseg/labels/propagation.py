@@ -158,11 +158,14 @@ def propagation_stats(
     Returns
     -------
     dict
-        ``coverage``: fraction of the mask's non-ignore pixels that are labelled in
-        ``pseudo`` (NaN if the mask has none); ``accuracy``: fraction of those
-        labelled pixels whose pseudo-label equals the mask (NaN if none);
-        ``n_labelled``: number of labelled pixels in ``pseudo`` (whole image);
-        ``n_valid``: number of non-ignore pixels in ``mask``.
+        ``coverage`` (float): fraction of the mask's non-ignore pixels that are
+        labelled in ``pseudo``; ``accuracy`` (float): fraction of those labelled
+        pixels whose pseudo-label equals the mask; both are 0.0 when their
+        denominator is 0 (check ``n_valid`` / ``n_evaluated``). Integer counts for
+        exact aggregation over images: ``n_labelled`` (labelled pixels in
+        ``pseudo``, whole image), ``n_valid`` (non-ignore pixels in ``mask``),
+        ``n_evaluated`` (labelled and valid: the accuracy denominator) and
+        ``n_correct`` (the accuracy numerator).
     """
     pseudo = np.asarray(pseudo)
     mask = np.asarray(mask)
@@ -178,10 +181,12 @@ def propagation_stats(
     n_both = int(both.sum())
     n_correct = int((pseudo[both] == mask[both]).sum())
     return {
-        "coverage": n_both / n_valid if n_valid else float("nan"),
-        "accuracy": n_correct / n_both if n_both else float("nan"),
+        "coverage": n_both / n_valid if n_valid else 0.0,
+        "accuracy": n_correct / n_both if n_both else 0.0,
         "n_labelled": int(labelled.sum()),
         "n_valid": n_valid,
+        "n_evaluated": n_both,
+        "n_correct": n_correct,
     }
 
 

@@ -1,6 +1,13 @@
 """Prediction: class maps (PNG, georeferenced GeoTIFF) and overlays for folders of images."""
 
+from pointseg.predict.evaluate import evaluate_dataset
 from pointseg.predict.folder import predict_folder
 from pointseg.predict.inference import predict_labels, predict_logits, resolve_device
 
-__all__ = ["predict_folder", "predict_labels", "predict_logits", "resolve_device"]
+__all__ = [
+    "evaluate_dataset",
+    "predict_folder",
+    "predict_labels",
+    "predict_logits",
+    "resolve_device",
+]

@@ -198,9 +198,7 @@ def register_superpixel_method(name: str) -> Callable[[Callable[..., Any]], Supe
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"superpixel method name must be a non-empty string, got {name!r}.")
     if name in _REGISTRY:
-        raise ValueError(
-            f"superpixel method {name!r} is already registered; choose another name."
-        )
+        raise ValueError(f"superpixel method {name!r} is already registered; choose another name.")
 
     def decorator(raw: Callable[..., Any]) -> SuperpixelMethod:
         @functools.wraps(raw)
@@ -214,7 +212,11 @@ def register_superpixel_method(name: str) -> Callable[[Callable[..., Any]], Supe
             if n > h * w:
                 logger.debug(
                     "%s: n_segments=%d exceeds the %d pixels of a %dx%d image; clipped",
-                    name, n, h * w, h, w,
+                    name,
+                    n,
+                    h * w,
+                    h,
+                    w,
                 )
                 n = h * w
             raw_labels = np.asarray(raw(img, n_segments=n, seed=seed_, **options))
@@ -226,7 +228,11 @@ def register_superpixel_method(name: str) -> Callable[[Callable[..., Any]], Supe
             labels = relabel_connected(raw_labels)
             logger.debug(
                 "%s: %d superpixels on a %dx%d image (target %d)",
-                name, int(labels.max()) + 1, h, w, n,
+                name,
+                int(labels.max()) + 1,
+                h,
+                w,
+                n,
             )
             return labels
 
@@ -269,9 +275,7 @@ def get_superpixel_method(name: str) -> SuperpixelMethod:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         valid = ", ".join(repr(n) for n in list_superpixel_methods())
-        raise ValueError(
-            f"unknown superpixel method {name!r}; valid names are: {valid}."
-        ) from None
+        raise ValueError(f"unknown superpixel method {name!r}; valid names are: {valid}.") from None
 
 
 def compute_superpixels(

@@ -122,8 +122,7 @@ def prepare_split(
         indices = progress(indices)
     images, targets, masks, all_points = [], [], [], []
     shape0: tuple[int, ...] | None = None
-    n_labelled_true = 0
-    covered = agree = labelled = 0
+    n_valid = n_evaluated = n_correct = 0
     for i in indices:
         sample = dataset[i]
         name, image = sample["name"], sample["image"]
@@ -166,11 +165,9 @@ def prepare_split(
                 )
             if mask_small is not None and target == "pseudo":
                 st = propagation_stats(tgt, mask_small)
-                valid = int((mask_small != IGNORE_INDEX).sum())
-                n_labelled_true += valid
-                covered += round(st["coverage"] * valid)
-                labelled += int(st["n_labelled"])
-                agree += round(st["accuracy"] * st["n_labelled"])
+                n_valid += int(st["n_valid"])
+                n_evaluated += int(st["n_evaluated"])
+                n_correct += int(st["n_correct"])
         if tgt.shape != tuple(size) or (images and img.shape != images[0].shape):
             raise ValueError(
                 f"image {name!r} is {src_shape[1]}x{src_shape[0]} while others are "
@@ -189,9 +186,9 @@ def prepare_split(
         "labelled_pixels": float((tg != IGNORE_INDEX).sum()),
         "labelled_fraction": float((tg != IGNORE_INDEX).mean()),
     }
-    if target == "pseudo" and n_labelled_true:
-        stats["pseudo_coverage"] = covered / n_labelled_true
-        stats["pseudo_accuracy"] = agree / max(labelled, 1)
+    if target == "pseudo" and n_valid:
+        stats["pseudo_coverage"] = n_evaluated / n_valid
+        stats["pseudo_accuracy"] = n_correct / max(n_evaluated, 1)
     return PreparedSplit(
         names=dataset.names,
         images=np.stack(images),

@@ -1,0 +1,7 @@
+"""``python -m pointseg``."""
+
+import sys
+
+from pointseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,482 @@
+"""The ``pointseg`` command line. Only this module configures logging and progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("pointseg")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*litlogger.*")
+
+
+def _quiet_lightning() -> None:
+    """Lightning sets its own loggers to INFO when imported: turn them down afterwards."""
+    import lightning  # noqa: F401
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _progress(enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda it: tqdm(it, desc=desc, leave=False)
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({exc})") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object like '{{\"k\": 1}}', got {text!r}"
+        )
+    return value
+
+
+def _bands(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"bands must be comma-separated integers, got {text!r}"
+        ) from exc
+
+
+def _add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--classes",
+        help="class file (YAML) or a preset name (e.g. dubai); default DATA/classes.yaml",
+    )
+    p.add_argument("--split-file", help="YAML or 'stem,split' list of train/val/test")
+    p.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VAL", "TEST"),
+    )
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument(
+        "--group-pattern", help=r"regex naming each file's group, kept in one split (e.g. 't\d+$')"
+    )
+    p.add_argument("--bands", type=_bands, help="zero-based band indices to use, e.g. 0,1,2,3")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``pointseg``."""
+    from pointseg import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pointseg",
+        description="Semantic segmentation of aerial imagery from a few clicked query points.",
+    )
+    parser.add_argument("--version", action="version", version=f"pointseg {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings only, no progress bars"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole pipeline on synthetic (or your) data, with a report")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--data", help="a folder dataset instead of the synthetic scenes")
+    p.add_argument("--classes", help="class file or preset name for --data")
+    p.add_argument("--group-pattern", help=r"split by group, e.g. 't\d+$' for the Dubai tiles")
+    p.add_argument("--n-images", type=int, default=120, help="synthetic images")
+    p.add_argument("--size", type=int, default=128, help="synthetic image size")
+    p.add_argument(
+        "--image-size", type=int, help="training size (default: 128 synthetic, 256 real)"
+    )
+    p.add_argument("--n-points", type=int, default=50)
+    p.add_argument("--superpixels", default="slic")
+    p.add_argument("--n-segments", type=int, default=300)
+    p.add_argument("--max-epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--accelerator", default="auto", help="auto, cpu or cuda")
+
+    p = sub.add_parser("synthetic", help="generate the synthetic aerial dataset")
+    p.add_argument("out")
+    p.add_argument("--n-images", type=int, default=120)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("points", help="simulate query points from dense masks and write a CSV")
+    p.add_argument("data", help="folder dataset (images/, masks/)")
+    p.add_argument("--out", required=True, help="CSV file (image,x,y,class)")
+    p.add_argument("--n-points", type=int, default=50)
+    p.add_argument("--scheme", default="per_class", help="per_class, uniform or grid")
+    p.add_argument("--seed", type=int, default=0)
+    _add_split_args(p)
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
+
+    p = sub.add_parser("pseudolabels", help="write superpixel pseudo-labels (PNG) for inspection")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument(
+        "--points", help="CSV/GeoJSON points (pixel coordinates); default: sampled from masks"
+    )
+    p.add_argument("--n-points", type=int, default=50)
+    p.add_argument("--scheme", default="per_class")
+    p.add_argument("--superpixels", default="slic")
+    p.add_argument("--n-segments", type=int, default=300)
+    p.add_argument("--image-size", type=int, help="resize first (square)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_split_args(p)
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="train")
+
+    p = sub.add_parser("train", help="train a model from query points (or full masks)")
+    p.add_argument("data", nargs="?", help="folder dataset (images/, masks/)")
+    p.add_argument("--config", help="YAML of training settings; command-line options override it")
+    p.add_argument("--out", help="run directory (default runs/train)")
+    _add_split_args(p)
+    p.add_argument("--supervision", choices=("points", "full"))
+    p.add_argument(
+        "--points", dest="points_file", help="CSV/GeoJSON point labels in pixel coordinates"
+    )
+    p.add_argument("--n-points", type=int, help="simulated points per image (default 50)")
+    p.add_argument("--point-scheme", help="per_class (default), uniform or grid")
+    p.add_argument("--superpixels", help="superpixel method (default slic)")
+    p.add_argument("--n-segments", type=int, help="superpixels per image (default 300)")
+    p.add_argument(
+        "--image-size", type=int, help="square training size (default 256; 0 keeps sizes)"
+    )
+    p.add_argument("--model", help="model name (default unet); see 'pointseg list models'")
+    p.add_argument("--model-options", type=_json_arg, help="JSON, e.g. '{\"base_channels\": 16}'")
+    p.add_argument("--weights", help="'imagenet' (must be cached locally) or a local weights file")
+    p.add_argument("--loss", help="masked_mse (default) or partial_ce")
+    p.add_argument("--loss-options", type=_json_arg)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--early-stop-patience", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--accelerator", help="auto (default), cpu or cuda")
+    p.add_argument("--precision", help="32-true (default), 16-mixed, bf16-mixed")
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--cache-dir", help="pseudo-label cache (default ~/.cache/pointseg)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+
+    p = sub.add_parser("evaluate", help="metrics of a trained model on a split, native resolution")
+    p.add_argument("model", help="model.pt written by 'pointseg train'")
+    p.add_argument("data")
+    _add_split_args(p)
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
+    p.add_argument("--out", help="write the metrics as JSON here")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("predict", help="class maps (PNG, GeoTIFF) and overlays for images")
+    p.add_argument("model", help="model.pt written by 'pointseg train'")
+    p.add_argument("input", help="an image or a folder of images")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-overlays", action="store_true")
+
+    p = sub.add_parser("list", help="list registered models, losses, superpixel methods, ...")
+    p.add_argument(
+        "what", choices=("models", "losses", "superpixels", "schemes", "datasets", "presets")
+    )
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pointseg.demo import DemoSettings, run_demo
+
+    _quiet_lightning()
+
+    s = DemoSettings(
+        out=args.out,
+        data=args.data,
+        classes=args.classes,
+        group_pattern=args.group_pattern,
+        n_images=args.n_images,
+        size=args.size,
+        image_size=args.image_size,
+        n_points=args.n_points,
+        superpixels=args.superpixels,
+        n_segments=args.n_segments,
+        max_epochs=args.max_epochs,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        progress=not args.quiet,
+    )
+    summary = run_demo(s)
+    print(
+        f"\ntest mIoU: {summary['test_miou_points']:.4f} with {s.n_points} points/image, "
+        f"{summary['test_miou_full']:.4f} with full masks (ratio {summary['miou_ratio']:.3f}); "
+        f"{summary['wall_seconds']:.0f} s\nreport: {Path(s.out) / 'report.md'}"
+    )
+    return 0
+
+
+def _cmd_synthetic(args: argparse.Namespace) -> int:
+    from pointseg.data import make_synthetic_dataset
+
+    root = make_synthetic_dataset(
+        args.out, n_images=args.n_images, size=args.size, seed=args.seed, overwrite=args.overwrite
+    )
+    print(f"{args.n_images} synthetic scenes in {root} (class file {root / 'classes.yaml'})")
+    return 0
+
+
+def _dataset(args: argparse.Namespace, split: str | None, *, require_masks: bool = True):
+    from pointseg.data import FolderDataset, resolve_class_file
+
+    return FolderDataset(
+        args.data,
+        classes=resolve_class_file(args.classes),
+        split=None if split == "all" else split,
+        split_file=args.split_file,
+        fractions=args.fractions,
+        seed=args.split_seed,
+        group_pattern=args.group_pattern,
+        bands=args.bands,
+        require_masks=require_masks,
+    )
+
+
+def _cmd_points(args: argparse.Namespace) -> int:
+    from pointseg.points import sample_points, write_points_csv
+    from pointseg.training.data import image_seed
+
+    ds = _dataset(args, args.split)
+    out = {}
+    for i in range(len(ds)):
+        s = ds[i]
+        out[s["name"]] = sample_points(
+            s["mask"],
+            n_points=args.n_points,
+            scheme=args.scheme,
+            seed=image_seed(args.seed, s["name"]),
+        )
+    write_points_csv(args.out, out, class_names=list(ds.class_map.names))
+    print(f"{sum(len(v) for v in out.values())} points for {len(out)} images -> {args.out}")
+    return 0
+
+
+def _cmd_pseudolabels(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pointseg.data.transforms import resize_image, scale_points
+    from pointseg.io import write_png
+    from pointseg.labels import make_pseudo_label, propagation_stats
+    from pointseg.points import read_points, sample_points
+    from pointseg.training.data import image_seed
+
+    ds = _dataset(args, args.split, require_masks=args.points is None)
+    names = list(ds.class_map.names)
+    user = None
+    if args.points:
+        sizes = {n: ds.image_size(i) for i, n in enumerate(ds.names)}
+        user, report = read_points(args.points, class_names=names, image_sizes=sizes)
+        logger.info("%s", report)
+    colors = [tuple(c) for c in ds.class_map.colors]
+    cov = []
+    for i in range(len(ds)):
+        s = ds[i]
+        image, name = s["image"], s["name"]
+        size = (args.image_size,) * 2 if args.image_size else image.shape[:2]
+        if user is not None:
+            pts = user.get(name, np.zeros((0, 3), np.int64))
+        else:
+            pts = sample_points(
+                s["mask"],
+                n_points=args.n_points,
+                scheme=args.scheme,
+                seed=image_seed(args.seed, name),
+            )
+        pts = scale_points(pts, from_shape=image.shape[:2], to_shape=size)
+        img = resize_image(image, size)
+        pseudo = make_pseudo_label(
+            img,
+            pts,
+            n_classes=len(names),
+            method=args.superpixels,
+            n_segments=args.n_segments,
+            seed=args.seed,
+        )
+        write_png(Path(args.out) / f"{name}.png", pseudo, palette=colors)
+        if "mask" in s and not args.image_size:
+            cov.append(propagation_stats(pseudo, s["mask"]))
+    msg = f"{len(ds)} pseudo-labels -> {args.out}"
+    if cov:
+        msg += (
+            f"; mean coverage {np.mean([c['coverage'] for c in cov]):.3f}, "
+            f"accuracy {np.nanmean([c['accuracy'] for c in cov]):.3f}"
+        )
+    print(msg)
+    return 0
+
+
+_TRAIN_KEYS = (
+    "classes",
+    "split_file",
+    "split_seed",
+    "group_pattern",
+    "bands",
+    "supervision",
+    "points_file",
+    "n_points",
+    "point_scheme",
+    "superpixels",
+    "n_segments",
+    "model",
+    "model_options",
+    "weights",
+    "loss",
+    "loss_options",
+    "lr",
+    "batch_size",
+    "max_epochs",
+    "early_stop_patience",
+    "seed",
+    "accelerator",
+    "precision",
+    "num_workers",
+    "cache_dir",
+)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pointseg.data import resolve_class_file
+    from pointseg.metrics import format_metrics_table
+    from pointseg.training import TrainConfig, prepare_splits, run_training
+
+    _quiet_lightning()
+
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    if args.data:
+        cfg.data = args.data
+    if args.out:
+        cfg.out = args.out
+    for key in _TRAIN_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg, key, value)
+    if tuple(args.fractions) != (0.7, 0.15, 0.15):
+        cfg.fractions = tuple(args.fractions)
+    if args.image_size is not None:
+        cfg.image_size = args.image_size or None
+    if cfg.classes:
+        cfg.classes = str(resolve_class_file(cfg.classes))
+    cfg.resume = args.resume
+    cfg.progress = not args.quiet
+    cfg.validate()
+    splits = prepare_splits(cfg, progress=_progress(cfg.progress, "preparing"))
+    result = run_training(cfg, splits=splits)
+    for name, metrics in result.metrics.items():
+        print(f"\n{name} metrics ({len(splits[name].names)} images):")
+        print(format_metrics_table(metrics))
+    print(f"\nmodel: {result.model_path}\nrun directory: {result.run_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pointseg.metrics import format_metrics_table, save_metrics_json
+    from pointseg.models import load_model
+    from pointseg.predict import evaluate_dataset, resolve_device
+
+    device = resolve_device(args.device)
+    model, spec = load_model(args.model, map_location=device)
+    if args.bands is None:
+        args.bands = spec.bands
+    ds = _dataset(args, args.split)
+    metrics = evaluate_dataset(
+        model, spec, ds, device=device, progress=_progress(not args.quiet, "evaluating")
+    )
+    print(f"{args.split} split, {len(ds)} images:")
+    print(format_metrics_table(metrics))
+    if args.out:
+        save_metrics_json(metrics, args.out)
+        print(f"metrics -> {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pointseg.predict import predict_folder
+
+    files = predict_folder(
+        args.model,
+        args.input,
+        args.out,
+        device=args.device,
+        overlays=not args.no_overlays,
+        progress=_progress(not args.quiet, "predicting"),
+    )
+    print(f"{len(files)} class maps -> {args.out}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        from pointseg.models import list_models as fn
+    elif args.what == "losses":
+        from pointseg.losses import list_losses as fn
+    elif args.what == "superpixels":
+        from pointseg.superpixels import list_superpixel_methods as fn
+    elif args.what == "schemes":
+        from pointseg.points import list_point_schemes as fn
+    elif args.what == "datasets":
+        from pointseg.data import list_datasets as fn
+    else:
+        from pointseg.data import list_class_presets as fn
+    print("\n".join(fn()))
+    return 0
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "synthetic": _cmd_synthetic,
+    "points": _cmd_points,
+    "pseudolabels": _cmd_pseudolabels,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "list": _cmd_list,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pointseg``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        if args.verbose > 1:
+            raise
+        print(f"pointseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
