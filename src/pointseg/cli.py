@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-points", type=int, default=50)
     p.add_argument("--superpixels", default="slic")
     p.add_argument("--n-segments", type=int, default=300)
+    p.add_argument("--model", default="unet")
+    p.add_argument("--base-channels", type=int, default=16, help="width of the unet")
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--accelerator", default="auto", help="auto, cpu or cuda")
@@ -220,6 +223,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         n_points=args.n_points,
         superpixels=args.superpixels,
         n_segments=args.n_segments,
+        model=args.model,
+        base_channels=args.base_channels,
+        batch_size=args.batch_size,
         max_epochs=args.max_epochs,
         seed=args.seed,
         accelerator=args.accelerator,

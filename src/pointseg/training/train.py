@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,10 @@ def _loader(ds: SegmentationArrayDataset, cfg: TrainConfig, *, shuffle: bool) ->
 
 
 def run_training(
-    cfg: TrainConfig, *, splits: dict[str, PreparedSplit] | None = None
+    cfg: TrainConfig,
+    *,
+    splits: dict[str, PreparedSplit] | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainResult:
     """Train one model as ``cfg`` says, and write the run directory.
 
@@ -120,6 +124,8 @@ def run_training(
     cfg : TrainConfig
     splits : dict, optional
         Already prepared ``train``/``val``/``test`` splits (used by the demo to share work).
+    callbacks : sequence of lightning.Callback
+        Extra callbacks (timers, custom loggers).
     """
     cfg.validate()
     t0 = time.perf_counter()
@@ -180,6 +186,7 @@ def run_training(
             monitor="val_miou", mode="max", patience=cfg.early_stop_patience
         ),
         EpochCSVLogger(run_dir / "history.csv"),
+        *callbacks,
     ]
     trainer = L.Trainer(
         default_root_dir=run_dir,
