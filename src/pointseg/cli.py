@@ -102,25 +102,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the whole pipeline on synthetic (or your) data, with a report")
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on synthetic (or your) data, with a report",
+        description="Defaults: see pointseg.demo.DemoSettings (synthetic: 120 scenes of 96 px, "
+        "50 points, SLIC with 500 superpixels, UNet of width 16, 40 epochs).",
+    )
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", help="a folder dataset instead of the synthetic scenes")
     p.add_argument("--classes", help="class file or preset name for --data")
     p.add_argument("--group-pattern", help=r"split by group, e.g. 't\d+$' for the Dubai tiles")
-    p.add_argument("--n-images", type=int, default=120, help="synthetic images")
-    p.add_argument("--size", type=int, default=128, help="synthetic image size")
-    p.add_argument(
-        "--image-size", type=int, help="training size (default: 128 synthetic, 256 real)"
-    )
-    p.add_argument("--n-points", type=int, default=50)
-    p.add_argument("--superpixels", default="slic")
-    p.add_argument("--n-segments", type=int, default=300)
-    p.add_argument("--model", default="unet")
-    p.add_argument("--base-channels", type=int, default=16, help="width of the unet")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-epochs", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--accelerator", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--n-images", type=int, help="synthetic images (120)")
+    p.add_argument("--size", type=int, help="synthetic image size (96)")
+    p.add_argument("--image-size", type=int, help="training size (synthetic size; 256 real)")
+    p.add_argument("--n-points", type=int, help="query points per image (50)")
+    p.add_argument("--superpixels", help="superpixel method (slic)")
+    p.add_argument("--n-segments", type=int, help="superpixels (500 synthetic, 300 real)")
+    p.add_argument("--model", help="model name (unet)")
+    p.add_argument("--base-channels", type=int, help="width of the unet (16)")
+    p.add_argument("--batch-size", type=int, help="(8)")
+    p.add_argument("--max-epochs", type=int, help="(40)")
+    p.add_argument("--early-stop-patience", type=int, help="epochs without gain (10)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (0.002)")
+    p.add_argument("--loss", help="loss of both runs (masked_mse)")
+    p.add_argument("--seed", type=int, help="(0)")
+    p.add_argument("--accelerator", help="auto (default), cpu or cuda")
 
     p = sub.add_parser("synthetic", help="generate the synthetic aerial dataset")
     p.add_argument("out")
@@ -208,29 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from pointseg.demo import DemoSettings, run_demo
 
     _quiet_lightning()
-
-    s = DemoSettings(
-        out=args.out,
-        data=args.data,
-        classes=args.classes,
-        group_pattern=args.group_pattern,
-        n_images=args.n_images,
-        size=args.size,
-        image_size=args.image_size,
-        n_points=args.n_points,
-        superpixels=args.superpixels,
-        n_segments=args.n_segments,
-        model=args.model,
-        base_channels=args.base_channels,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        seed=args.seed,
-        accelerator=args.accelerator,
-        progress=not args.quiet,
-    )
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(DemoSettings)
+        if getattr(args, f.name, None) is not None
+    }
+    s = DemoSettings(**given, progress=not args.quiet)
     summary = run_demo(s)
     print(
         f"\ntest mIoU: {summary['test_miou_points']:.4f} with {s.n_points} points/image, "

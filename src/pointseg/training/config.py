@@ -83,6 +83,17 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
+    def dataset_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`pointseg.data.FolderDataset` for this run."""
+        return {
+            "classes": self.classes,
+            "split_file": self.split_file,
+            "fractions": self.fractions,
+            "seed": self.split_seed,
+            "group_pattern": self.group_pattern,
+            "bands": self.bands,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["fractions"] = list(self.fractions)

@@ -134,18 +134,10 @@ def run_training(
     cfg.save(run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    common = dict(
-        classes=cfg.classes,
-        split_file=cfg.split_file,
-        fractions=cfg.fractions,
-        seed=cfg.split_seed,
-        group_pattern=cfg.group_pattern,
-        bands=cfg.bands,
-    )
     if splits is None:
-        splits = prepare_splits(cfg, **common)
+        splits = prepare_splits(cfg)
     train, val = splits["train"], splits["val"]
-    class_map = FolderDataset(cfg.data, split="train", **common).class_map
+    class_map = FolderDataset(cfg.data, split="train", **cfg.dataset_options()).class_map
 
     mean, std = band_statistics(train.images)
     spec = ModelSpec(
@@ -249,22 +241,11 @@ def run_training(
     return result
 
 
-def prepare_splits(
-    cfg: TrainConfig, *, progress: Any = None, **common: Any
-) -> dict[str, PreparedSplit]:
+def prepare_splits(cfg: TrainConfig, *, progress: Any = None) -> dict[str, PreparedSplit]:
     """Prepare the train split with ``cfg.supervision`` and val/test with dense masks."""
-    if not common:
-        common = dict(
-            classes=cfg.classes,
-            split_file=cfg.split_file,
-            fractions=cfg.fractions,
-            seed=cfg.split_seed,
-            group_pattern=cfg.group_pattern,
-            bands=cfg.bands,
-        )
     needs_masks = cfg.supervision == "full" or cfg.points_file is None
     datasets = {
-        s: FolderDataset(cfg.data, split=s, require_masks=needs_masks, **common)
+        s: FolderDataset(cfg.data, split=s, require_masks=needs_masks, **cfg.dataset_options())
         for s in ("train", "val", "test")
     }
     class_map = datasets["train"].class_map
