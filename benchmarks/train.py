@@ -9,7 +9,7 @@ Measures, on the synthetic set and the same batch shape:
 * prepare: images/s of query-point sampling + superpixels + label propagation (done once per
   run and cached).
 
-Usage: python benchmarks/train.py [--size 128] [--n-images 64] [--epochs 4] [--base-channels 16]
+Usage: python benchmarks/train.py [--size 96] [--n-images 64] [--epochs 4] [--base-channels 16]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def bare_throughput(cfg: TrainConfig, n_images: int, channels: int, steps: int) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--size", type=int, default=96)
     p.add_argument("--n-images", type=int, default=64)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--base-channels", type=int, default=16)
