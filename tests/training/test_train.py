@@ -110,6 +110,10 @@ def test_training_run_writes_everything_and_resumes(tiny_synthetic, tmp_path):
     cfg2 = _cfg(tiny_synthetic, run, max_epochs=3, resume=True)
     run_training(cfg2)
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [0, 1, 2]
+    # a fresh run in the same directory replaces the old history and checkpoints
+    run_training(_cfg(tiny_synthetic, run, max_epochs=1))
+    assert [r["epoch"] for r in read_history(run / "history.csv")] == [0]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 @pytest.mark.slow

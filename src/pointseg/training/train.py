@@ -197,6 +197,14 @@ def run_training(
     resume_from = str(last) if cfg.resume and last.is_file() else None
     if cfg.resume and resume_from is None:
         logger.warning("resume asked but %s does not exist: training from the start", last)
+    if resume_from is None and ckpt_dir.is_dir():
+        stale = sorted(ckpt_dir.glob("*.ckpt"))
+        if stale:
+            logger.warning(
+                "starting afresh in %s: removing %d old checkpoint(s)", run_dir, len(stale)
+            )
+            for path in stale:
+                path.unlink()
     trainer.fit(
         task,
         _loader(train_ds, cfg, shuffle=True),

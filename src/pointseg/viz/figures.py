@@ -86,7 +86,7 @@ def plot_training_curves(
         ep = [r["epoch"] + 1 for r in rows]
         ax1.plot(ep, [r["train_loss"] for r in rows], marker=".", label=name)
         ax2.plot(ep, [r["val_miou"] for r in rows], marker=".", label=name)
-    ax1.set(xlabel="epoch", ylabel="training loss", title="training loss (own loss per run)")
+    ax1.set(xlabel="epoch", ylabel="training loss", title="training loss (on each run's labels)")
     ax1.set_yscale("log")
     ax2.set(xlabel="epoch", ylabel="validation mIoU", title="validation mIoU (dense masks)")
     for ax in (ax1, ax2):
