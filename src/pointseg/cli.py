@@ -159,6 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_args(p)
     p.add_argument("--split", choices=("train", "val", "test", "all"), default="train")
 
+    p = sub.add_parser(
+        "superpixels",
+        help="benchmark superpixel methods on a dataset with masks (table + CSV)",
+    )
+    p.add_argument("data")
+    p.add_argument("--methods", default="slic,felzenszwalb", help="comma-separated names")
+    p.add_argument("--counts", default="100,300,600", help="comma-separated superpixel counts")
+    p.add_argument("--n-points", type=int, default=50, help="query points for the pseudo-labels")
+    p.add_argument("--image-size", type=int, default=256, help="square resize (0 keeps sizes)")
+    p.add_argument("--max-images", type=int, help="only the first N images of the split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--csv", help="write the table as CSV here")
+    p.add_argument("--overlays", help="folder for superpixel boundary overlays")
+    p.add_argument("--n-overlays", type=int, default=2, help="images to draw overlays for")
+    _add_split_args(p)
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
+
     p = sub.add_parser("train", help="train a model from query points (or full masks)")
     p.add_argument("data", nargs="?", help="folder dataset (images/, masks/)")
     p.add_argument("--config", help="YAML of training settings; command-line options override it")
@@ -261,8 +278,7 @@ def _dataset(args: argparse.Namespace, split: str | None, *, require_masks: bool
 
 
 def _cmd_points(args: argparse.Namespace) -> int:
-    from pointseg.points import sample_points, write_points_csv
-    from pointseg.training.data import image_seed
+    from pointseg.points import image_seed, sample_points, write_points_csv
 
     ds = _dataset(args, args.split)
     out = {}
@@ -285,8 +301,7 @@ def _cmd_pseudolabels(args: argparse.Namespace) -> int:
     from pointseg.data.transforms import resize_image, scale_points
     from pointseg.io import write_png
     from pointseg.labels import make_pseudo_label, propagation_stats
-    from pointseg.points import read_points, sample_points
-    from pointseg.training.data import image_seed
+    from pointseg.points import image_seed, read_points, sample_points
 
     ds = _dataset(args, args.split, require_masks=args.points is None)
     names = list(ds.class_map.names)
@@ -330,6 +345,61 @@ def _cmd_pseudolabels(args: argparse.Namespace) -> int:
             f"accuracy {np.nanmean([c['accuracy'] for c in cov]):.3f}"
         )
     print(msg)
+    return 0
+
+
+def _cmd_superpixels(args: argparse.Namespace) -> int:
+    from pointseg.data.transforms import resize_image, resize_labels
+    from pointseg.io import write_png
+    from pointseg.superpixels.evaluation import (
+        benchmark_superpixels,
+        boundary_map,
+        format_superpixel_table,
+        write_superpixel_csv,
+    )
+    from pointseg.viz.colors import display_image
+
+    ds = _dataset(args, args.split)
+    n = min(len(ds), args.max_images or len(ds))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        counts = [int(c) for c in args.counts.split(",") if c.strip()]
+    except ValueError as exc:
+        raise ValueError(f"--counts must be comma-separated integers, got {args.counts!r}") from exc
+
+    progress = _progress(not args.quiet, "superpixels")
+
+    def samples():
+        for i in progress(range(n)) if progress else range(n):
+            s = ds[i]
+            image, mask = s["image"], s["mask"]
+            if args.image_size:
+                size = (args.image_size, args.image_size)
+                image, mask = resize_image(image, size), resize_labels(mask, size)
+            yield s["name"], image, mask
+
+    drawn = set(ds.names[: args.n_overlays]) if args.overlays else set()
+
+    def overlay(name, method, count, image, segments):
+        if name in drawn:
+            out = display_image(image).copy()
+            out[boundary_map(segments)] = (255, 255, 0)
+            write_png(Path(args.overlays) / f"{name}_{method}_{count}.png", out)
+
+    rows = benchmark_superpixels(
+        samples(),
+        methods=methods,
+        counts=counts,
+        n_classes=ds.class_map.n_classes,
+        n_points=args.n_points,
+        seed=args.seed,
+        on_segments=overlay if drawn else None,
+    )
+    print(f"{n} images, {args.n_points} points each, image size {args.image_size or 'native'}:")
+    print(format_superpixel_table(rows))
+    if args.csv:
+        write_superpixel_csv(args.csv, rows)
+        print(f"table -> {args.csv}")
     return 0
 
 
@@ -454,6 +524,7 @@ _COMMANDS = {
     "synthetic": _cmd_synthetic,
     "points": _cmd_points,
     "pseudolabels": _cmd_pseudolabels,
+    "superpixels": _cmd_superpixels,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,

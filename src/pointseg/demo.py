@@ -24,9 +24,8 @@ from pointseg.data.synthetic import make_synthetic_dataset
 from pointseg.io.atomic import write_text_atomic
 from pointseg.labels import make_pseudo_label
 from pointseg.metrics import format_metrics_table, save_metrics_json
-from pointseg.points import sample_points
+from pointseg.points import image_seed, sample_points
 from pointseg.training import TrainConfig, prepare_splits, read_history, run_training
-from pointseg.training.data import image_seed
 from pointseg.viz.figures import plot_samples, plot_training_curves
 
 __all__ = ["DemoSettings", "run_demo"]

@@ -137,3 +137,34 @@ def test_demo_tiny(tmp_path, capsys):
     for fig in ("test_samples.png", "training_curves.png"):
         with Image.open(out / "figures" / fig) as im:
             assert im.width > 300
+
+
+def test_superpixel_benchmark_command(tiny_synthetic, tmp_path, capsys):
+    csv_path, ov = tmp_path / "sp.csv", tmp_path / "ov"
+    args = [
+        "-q",
+        "superpixels",
+        str(tiny_synthetic),
+        "--methods",
+        "slic,grid",
+        "--counts",
+        "30,60",
+        "--n-points",
+        "10",
+        "--image-size",
+        "0",
+        "--max-images",
+        "4",
+        "--csv",
+        str(csv_path),
+        "--overlays",
+        str(ov),
+        "--n-overlays",
+        "1",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 images, 10 points each" in out and "| grid | 60 |" in out
+    assert len(csv_path.read_text().splitlines()) == 5
+    assert len(list(ov.glob("*.png"))) == 4  # 1 image x 2 methods x 2 counts
+    assert main(["-q", "superpixels", str(tiny_synthetic), "--counts", "a,b"]) == 2

@@ -16,6 +16,7 @@ from pointseg.points.io import (
 )
 from pointseg.points.sampling import (
     POINT_SCHEMES,
+    image_seed,
     list_point_schemes,
     points_to_mask,
     sample_points,
@@ -26,6 +27,7 @@ __all__ = [
     "POINT_SCHEMES",
     "SUPPORTED_POINT_SUFFIXES",
     "PointReport",
+    "image_seed",
     "image_stem",
     "list_point_schemes",
     "points_to_mask",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import operator
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -27,6 +28,7 @@ from pointseg.constants import IGNORE_INDEX
 
 __all__ = [
     "POINT_SCHEMES",
+    "image_seed",
     "list_point_schemes",
     "points_to_mask",
     "sample_points",
@@ -35,6 +37,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SeedLike = int | np.integer | np.random.Generator | None
+
+
+def image_seed(seed: int, name: str) -> np.random.Generator:
+    """A generator that depends on the run seed and the image name only (not on image order).
+
+    Simulated points of an image stay the same when other images are added or removed.
+    """
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
 def _check_scheme(scheme: str) -> str:

@@ -8,7 +8,6 @@ dataset then only normalises and augments, so the training loop is not starved b
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,13 +20,12 @@ from pointseg.constants import IGNORE_INDEX
 from pointseg.data.folder import FolderDataset
 from pointseg.data.transforms import resize_image, resize_labels, scale_points
 from pointseg.labels import PseudoLabelCache, make_pseudo_label, propagation_stats
-from pointseg.points import points_to_mask, sample_points
+from pointseg.points import image_seed, points_to_mask, sample_points
 
 __all__ = [
     "PreparedSplit",
     "SegmentationArrayDataset",
     "band_statistics",
-    "image_seed",
     "prepare_split",
 ]
 
@@ -61,11 +59,6 @@ class PreparedSplit:
     masks: np.ndarray | None
     points: list[np.ndarray] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
-
-
-def image_seed(seed: int, name: str) -> np.random.Generator:
-    """A generator that depends on the run seed and the image name only (not on order)."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
 def prepare_split(
