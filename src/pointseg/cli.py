@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--superpixels", help="superpixel method (default slic)")
     p.add_argument("--n-segments", type=int, help="superpixels per image (default 300)")
     p.add_argument(
+        "--fill-counts",
+        type=lambda t: [int(v) for v in t.split(",") if v.strip()],
+        help="coarser superpixel counts that fill unlabelled pixels, e.g. 150,75 (multi-scale)",
+    )
+    p.add_argument(
         "--image-size", type=int, help="square training size (default 256; 0 keeps sizes)"
     )
     p.add_argument("--model", help="model name (default unet); see 'pointseg list models'")
@@ -415,6 +420,7 @@ _TRAIN_KEYS = (
     "point_scheme",
     "superpixels",
     "n_segments",
+    "fill_counts",
     "model",
     "model_options",
     "weights",

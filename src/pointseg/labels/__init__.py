@@ -5,6 +5,7 @@ from pointseg.labels.propagation import (
     PSEUDO_LABEL_VERSION,
     make_pseudo_label,
     propagate_labels,
+    propagate_multiscale,
     propagation_stats,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "PseudoLabelCache",
     "make_pseudo_label",
     "propagate_labels",
+    "propagate_multiscale",
     "propagation_stats",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,13 @@ from pointseg.constants import IGNORE_INDEX
 from pointseg.labels.cache import PseudoLabelCache
 from pointseg.superpixels import compute_superpixels, get_superpixel_method
 
-__all__ = ["PSEUDO_LABEL_VERSION", "make_pseudo_label", "propagate_labels", "propagation_stats"]
+__all__ = [
+    "PSEUDO_LABEL_VERSION",
+    "make_pseudo_label",
+    "propagate_labels",
+    "propagate_multiscale",
+    "propagation_stats",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +197,43 @@ def propagation_stats(
     }
 
 
+def propagate_multiscale(
+    segmentations: Sequence[np.ndarray],
+    points: np.ndarray,
+    *,
+    n_classes: int,
+    ignore_index: int = IGNORE_INDEX,
+) -> np.ndarray:
+    """Multi-scale propagation: finer levels first, coarser ones fill what is still unlabelled.
+
+    After Fast-MSS (Pierce et al., 2020): with nested superpixels (HERS cuts) a pixel takes
+    the label of the finest superpixel around it that holds a point, so coverage grows with
+    the coarse levels while the fine levels keep precise boundaries where points are dense.
+
+    Parameters
+    ----------
+    segmentations : sequence of (H, W) int arrays
+        Superpixel label maps, ordered fine to coarse.
+    points : (N, 3) int array
+        Columns x, y, class.
+
+    Returns
+    -------
+    (H, W) uint8 pseudo-labels, ``ignore_index`` where no level labels a pixel.
+    """
+    if not segmentations:
+        raise ValueError("propagate_multiscale needs at least one segmentation")
+    out = None
+    for seg in segmentations:
+        level = propagate_labels(seg, points, n_classes=n_classes, ignore_index=ignore_index)
+        if out is None:
+            out = level
+            continue
+        fill = out == ignore_index
+        out[fill] = level[fill]
+    return out
+
+
 def make_pseudo_label(
     image: np.ndarray,
     points: np.ndarray,
@@ -200,6 +244,7 @@ def make_pseudo_label(
     seed: int = 0,
     ignore_index: int = IGNORE_INDEX,
     cache: PseudoLabelCache | None = None,
+    fill_counts: Sequence[int] = (),
     **method_options: Any,
 ) -> np.ndarray:
     """Pseudo-label one image: superpixels, then majority vote of the points.
@@ -222,8 +267,11 @@ def make_pseudo_label(
         Value of unlabelled pixels.
     cache : PseudoLabelCache, optional
         When given, the result is looked up / stored under a key over the image,
-        the points and the settings (method, n_segments, seed, n_classes,
-        ignore_index, method options and :data:`PSEUDO_LABEL_VERSION`).
+        the points and the settings (method, n_segments, fill_counts, seed,
+        n_classes, ignore_index, method options and :data:`PSEUDO_LABEL_VERSION`).
+    fill_counts : sequence of int, default ()
+        Coarser superpixel counts (each < ``n_segments``) whose superpixels fill the pixels
+        that finer levels leave unlabelled (:func:`propagate_multiscale`); empty: one scale.
     **method_options
         Options of the superpixel method (must be JSON-serialisable when caching).
 
@@ -238,14 +286,21 @@ def make_pseudo_label(
     if len(shape) not in (2, 3):
         raise ValueError(f"image must have shape (H, W) or (H, W, C), got shape {shape}.")
     pts = _check_points(points, height=shape[0], width=shape[1], n_classes=n_classes)
+    counts = [int(n_segments), *sorted((int(c) for c in fill_counts), reverse=True)]
+    if any(c >= n_segments or c < 1 for c in counts[1:]):
+        raise ValueError(
+            f"fill_counts {list(fill_counts)} must be coarser than n_segments={n_segments} "
+            "(each between 1 and n_segments - 1)"
+        )
 
     def compute() -> np.ndarray:
         if len(pts) == 0:
             return np.full(shape[:2], ignore_index, dtype=np.uint8)
-        segments = compute_superpixels(
-            image, method=method, n_segments=n_segments, seed=seed, **method_options
-        )
-        return propagate_labels(segments, pts, n_classes=n_classes, ignore_index=ignore_index)
+        levels = [
+            compute_superpixels(image, method=method, n_segments=c, seed=seed, **method_options)
+            for c in counts
+        ]
+        return propagate_multiscale(levels, pts, n_classes=n_classes, ignore_index=ignore_index)
 
     if cache is None:
         return compute()
@@ -253,6 +308,7 @@ def make_pseudo_label(
         "version": PSEUDO_LABEL_VERSION,
         "method": method,
         "n_segments": n_segments,
+        "fill_counts": counts[1:],
         "seed": seed,
         "n_classes": n_classes,
         "ignore_index": ignore_index,

@@ -24,7 +24,8 @@ class TrainConfig:
     Supervision: ``supervision`` = ``points`` (superpixel pseudo-labels from query points) or
     ``full`` (dense masks, the upper bound); ``points_file`` (CSV/GeoJSON in pixel
     coordinates) or simulated points ``n_points`` per image with ``point_scheme``;
-    ``superpixels`` method with ``n_segments``.
+    ``superpixels`` method with ``n_segments``; ``fill_counts`` (coarser counts, e.g.
+    ``[150, 75]``) fill what finer superpixels leave unlabelled (multi-scale propagation).
 
     Model and optimisation: ``model`` + ``model_options`` (+ ``weights``), ``loss`` +
     ``loss_options``, Adam ``lr``/``weight_decay``, ``batch_size``, ``max_epochs``,
@@ -47,6 +48,7 @@ class TrainConfig:
     point_scheme: str = "per_class"
     superpixels: str = "slic"
     n_segments: int = 300
+    fill_counts: list[int] = field(default_factory=list)
     superpixel_options: dict[str, Any] = field(default_factory=dict)
     model: str = "unet"
     model_options: dict[str, Any] = field(default_factory=dict)

@@ -8,7 +8,7 @@ dataset then only normalises and augments, so the training loop is not starved b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,7 @@ def prepare_split(
     seed: int = 0,
     superpixels: str = "slic",
     n_segments: int = 300,
+    fill_counts: Sequence[int] = (),
     superpixel_options: Mapping[str, Any] | None = None,
     cache: PseudoLabelCache | None = None,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
@@ -94,8 +95,9 @@ def prepare_split(
     points : mapping stem -> (n, 3) array, optional
         User points in source pixel coordinates. Without it, points are sampled from the masks
         with ``n_points``/``point_scheme`` (seeded per image by ``seed`` and the image name).
-    superpixels, n_segments, superpixel_options
-        Superpixel method for pseudo-labels.
+    superpixels, n_segments, fill_counts, superpixel_options
+        Superpixel method for pseudo-labels (``fill_counts``: coarser levels of the
+        multi-scale propagation, see :func:`pointseg.labels.propagate_multiscale`).
     cache : PseudoLabelCache, optional
         Reuse pseudo-labels across runs.
     progress : callable, optional
@@ -152,6 +154,7 @@ def prepare_split(
                     n_classes=n_classes,
                     method=superpixels,
                     n_segments=n_segments,
+                    fill_counts=fill_counts,
                     seed=seed,
                     cache=cache,
                     **dict(superpixel_options or {}),

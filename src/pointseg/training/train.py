@@ -295,6 +295,7 @@ def prepare_splits(cfg: TrainConfig, *, progress: Any = None) -> dict[str, Prepa
             seed=cfg.seed,
             superpixels=cfg.superpixels,
             n_segments=cfg.n_segments,
+            fill_counts=cfg.fill_counts,
             superpixel_options=cfg.superpixel_options,
             cache=cache,
             progress=progress,
