@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the whole pipeline on synthetic (or your) data, with a report",
         description="Defaults: see pointseg.demo.DemoSettings (synthetic: 120 scenes of 96 px, "
-        "50 points, SLIC with 500 superpixels, UNet of width 16, 40 epochs).",
+        "50 points, HERS with 500 superpixels, UNet of width 16, 40 epochs).",
     )
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", help="a folder dataset instead of the synthetic scenes")
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="synthetic image size (96)")
     p.add_argument("--image-size", type=int, help="training size (synthetic size; 256 real)")
     p.add_argument("--n-points", type=int, help="query points per image (50)")
-    p.add_argument("--superpixels", help="superpixel method (slic)")
+    p.add_argument("--superpixels", help="superpixel method (hers)")
     p.add_argument("--n-segments", type=int, help="superpixels (500 synthetic, 300 real)")
     p.add_argument("--model", help="model name (unet)")
     p.add_argument("--base-channels", type=int, help="width of the unet (16)")
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-points", type=int, default=50)
     p.add_argument("--scheme", default="per_class")
-    p.add_argument("--superpixels", default="slic")
+    p.add_argument("--superpixels", default="hers")
     p.add_argument("--n-segments", type=int, default=300)
     p.add_argument("--image-size", type=int, help="resize first (square)")
     p.add_argument("--seed", type=int, default=0)
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark superpixel methods on a dataset with masks (table + CSV)",
     )
     p.add_argument("data")
-    p.add_argument("--methods", default="slic,felzenszwalb", help="comma-separated names")
+    p.add_argument("--methods", default="hers,slic,felzenszwalb", help="comma-separated names")
     p.add_argument("--counts", default="100,300,600", help="comma-separated superpixel counts")
     p.add_argument("--n-points", type=int, default=50, help="query points for the pseudo-labels")
     p.add_argument("--image-size", type=int, default=256, help="square resize (0 keeps sizes)")
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-points", type=int, help="simulated points per image (default 50)")
     p.add_argument("--point-scheme", help="per_class (default), uniform or grid")
-    p.add_argument("--superpixels", help="superpixel method (default slic)")
+    p.add_argument("--superpixels", help="superpixel method (default hers)")
     p.add_argument("--n-segments", type=int, help="superpixels per image (default 300)")
     p.add_argument(
         "--fill-counts",

@@ -52,7 +52,7 @@ class DemoSettings:
     image_size: int | None = None
     n_points: int = 50
     point_scheme: str = "per_class"
-    superpixels: str = "slic"
+    superpixels: str = "hers"
     n_segments: int | None = None
     model: str = "unet"
     base_channels: int = 16

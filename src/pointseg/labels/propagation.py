@@ -239,7 +239,7 @@ def make_pseudo_label(
     points: np.ndarray,
     *,
     n_classes: int,
-    method: str = "slic",
+    method: str = "hers",
     n_segments: int = 300,
     seed: int = 0,
     ignore_index: int = IGNORE_INDEX,
@@ -257,7 +257,7 @@ def make_pseudo_label(
         Columns x, y, class.
     n_classes : int
         Number of classes (<= ``ignore_index``).
-    method : str, default "slic"
+    method : str, default "hers"
         Superpixel method name (see :func:`pointseg.superpixels.list_superpixel_methods`).
     n_segments : int, default 300
         Target number of superpixels.

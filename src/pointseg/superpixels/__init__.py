@@ -6,6 +6,7 @@ Use :func:`compute_superpixels` (or :func:`get_superpixel_method`) with a name f
 when its module is imported; import that module here.
 """
 
+import pointseg.superpixels.hers  # noqa: F401  (registers "hers")
 from pointseg.superpixels import skimage_methods  # noqa: F401  (registers built-ins)
 from pointseg.superpixels.registry import (
     SuperpixelMethod,

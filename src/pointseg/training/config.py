@@ -46,7 +46,7 @@ class TrainConfig:
     points_file: str | None = None
     n_points: int = 50
     point_scheme: str = "per_class"
-    superpixels: str = "slic"
+    superpixels: str = "hers"
     n_segments: int = 300
     fill_counts: list[int] = field(default_factory=list)
     superpixel_options: dict[str, Any] = field(default_factory=dict)

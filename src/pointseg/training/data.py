@@ -71,7 +71,7 @@ def prepare_split(
     n_points: int = 50,
     point_scheme: str = "per_class",
     seed: int = 0,
-    superpixels: str = "slic",
+    superpixels: str = "hers",
     n_segments: int = 300,
     fill_counts: Sequence[int] = (),
     superpixel_options: Mapping[str, Any] | None = None,
