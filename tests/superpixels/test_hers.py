@@ -20,24 +20,6 @@ from pointseg.superpixels.affinity import (
 from pointseg.superpixels.hers import HersHierarchy, build_hers_hierarchy, clear_hers_cache
 
 
-def textured_image(h: int = 64, w: int = 64, bands: int = 3, seed: int = 0) -> np.ndarray:
-    """Blocky piecewise-constant colours + stripes + noise, float in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    img = np.kron(rng.random((8, 8, bands)), np.ones((-(-h // 8), -(-w // 8), 1)))[:h, :w]
-    yy, xx = np.mgrid[:h, :w]
-    img = img + 0.08 * np.sin(xx / 2.5 + yy / 4.0)[..., None]
-    img = img + rng.normal(0.0, 0.03, img.shape)
-    return np.clip(img, 0.0, 1.0)
-
-
-def two_region_image(bands: int = 3, noise: float = 0.02, seed: int = 0) -> np.ndarray:
-    """64x64: left half dark, right half bright, mild noise."""
-    rng = np.random.default_rng(seed)
-    img = np.full((64, 64, bands), 0.2)
-    img[:, 32:] = 0.8
-    return np.clip(img + rng.normal(0.0, noise, img.shape), 0.0, 1.0)
-
-
 def n_regions(labels: np.ndarray) -> int:
     return int(np.unique(labels).size)
 
@@ -69,8 +51,8 @@ def _fresh_cache():
     [{}, {"merge_fraction": 0.5}, {"loop_update": True}, {"balance": 0.0}],
     ids=["default", "fraction0.5", "loop_update", "no_balance"],
 )
-def test_cuts_are_nested_exact_and_connected(options):
-    h = build_hers_hierarchy(textured_image(), **options)
+def test_cuts_are_nested_exact_and_connected(options, textured_image):
+    h = build_hers_hierarchy(textured_image(64, 64), **options)
     assert isinstance(h, HersHierarchy)
     assert h.n_pixels == 64 * 64 and h.max_segments == 64 * 64 and h.min_segments == 1
     counts = [100, 50, 20, 5]
@@ -84,7 +66,7 @@ def test_cuts_are_nested_exact_and_connected(options):
         assert_nested(fine, coarse)
 
 
-def test_exact_counts_over_the_whole_range():
+def test_exact_counts_over_the_whole_range(textured_image):
     h = build_hers_hierarchy(textured_image(32, 32))
     for n in [1, 2, 3, 17, 100, 511, 1023, 1024]:
         lab = h.cut(n)
@@ -98,7 +80,7 @@ def test_exact_counts_over_the_whole_range():
 
 @pytest.mark.parametrize("bands", [1, 3])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_two_region_image_boundary(bands, seed):
+def test_two_region_image_boundary(bands, seed, two_region_image):
     img = two_region_image(bands=bands, seed=seed)
     h = build_hers_hierarchy(img)
     two = h.cut(2)
@@ -109,8 +91,8 @@ def test_two_region_image_boundary(bands, seed):
     assert not left & right, "a region straddles the boundary"
 
 
-def test_deterministic():
-    img = textured_image(seed=3)
+def test_deterministic(textured_image):
+    img = textured_image(64, 64, seed=3)
     a, b = build_hers_hierarchy(img), build_hers_hierarchy(img.copy())
     np.testing.assert_array_equal(a.merges, b.merges)
     np.testing.assert_array_equal(a.order, b.order)
@@ -119,7 +101,7 @@ def test_deterministic():
         np.testing.assert_array_equal(a.cut(n), b.cut(n))
 
 
-def test_merges_are_grid_edges_forming_a_spanning_tree():
+def test_merges_are_grid_edges_forming_a_spanning_tree(textured_image):
     h = build_hers_hierarchy(textured_image(16, 16))
     p, q = h.merges[:, 0].astype(int), h.merges[:, 1].astype(int)
     assert h.n_merges == 255
@@ -158,7 +140,7 @@ def test_one_colour_image_exact_and_even():
     assert n_regions(lab) == 12
 
 
-def test_nodata_never_merged_with_valid_pixels():
+def test_nodata_never_merged_with_valid_pixels(textured_image):
     img = textured_image(32, 32, bands=2, seed=5)
     img[8:14, 8:14, 0] = np.nan  # NaN in one band is enough
     img[:, 20, :] = np.nan  # a full nodata column splits the valid pixels in two
@@ -233,7 +215,7 @@ def test_invalid_options(kwargs, match):
 # ------------------------------------------------------------------- registry method
 
 
-def test_registered_and_multiband():
+def test_registered_and_multiband(textured_image):
     assert "hers" in list_superpixel_methods()
     rng = np.random.default_rng(1)
     for bands in (1, 5):
@@ -249,7 +231,7 @@ def test_registered_and_multiband():
     assert n_regions(lab) == 9
 
 
-def test_lru_cache_builds_once(monkeypatch):
+def test_lru_cache_builds_once(monkeypatch, textured_image):
     calls = []
     real = hers_module.build_hers_hierarchy
 
@@ -258,7 +240,7 @@ def test_lru_cache_builds_once(monkeypatch):
         return real(image, **options)
 
     monkeypatch.setattr(hers_module, "build_hers_hierarchy", counting)
-    img = textured_image(seed=7)
+    img = textured_image(64, 64, seed=7)
     labs = [compute_superpixels(img, method="hers", n_segments=n) for n in (100, 200, 300)]
     assert len(calls) == 1
     assert [n_regions(lab) for lab in labs] == [100, 200, 300]
@@ -279,7 +261,7 @@ def test_lru_cache_builds_once(monkeypatch):
 # ------------------------------------------------------------------------ affinities
 
 
-def test_color_affinity_shape_range_and_sigma():
+def test_color_affinity_shape_range_and_sigma(textured_image):
     img = textured_image(20, 30, bands=4, seed=2)
     hor, ver = color_affinity(img)
     assert hor.shape == (20, 29) and ver.shape == (19, 30)

@@ -18,24 +18,6 @@ BUILTIN = ("slic", "felzenszwalb", "grid")
 BOUNDARY_AWARE = ("slic", "felzenszwalb")
 
 
-def textured_image(h: int = 128, w: int = 128, bands: int = 3, seed: int = 0) -> np.ndarray:
-    """Blocky piecewise-constant colours + stripes + noise, float in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    img = np.kron(rng.random((8, 8, bands)), np.ones((h // 8, w // 8, 1)))
-    yy, xx = np.mgrid[:h, :w]
-    img = img + 0.08 * np.sin(xx / 2.5 + yy / 4.0)[..., None]
-    img = img + rng.normal(0.0, 0.03, img.shape)
-    return np.clip(img, 0.0, 1.0)
-
-
-def two_region_image(bands: int = 3, noise: float = 0.02, seed: int = 0) -> np.ndarray:
-    """64x64: left half dark, right half bright."""
-    rng = np.random.default_rng(seed)
-    img = np.full((64, 64, bands), 0.2)
-    img[:, 32:] = 0.8
-    return np.clip(img + rng.normal(0.0, noise, img.shape), 0.0, 1.0)
-
-
 def assert_valid_labels(labels: np.ndarray, shape: tuple[int, int]) -> int:
     """Check the shared contract; return the number of superpixels."""
     assert labels.shape == shape
@@ -134,7 +116,7 @@ def test_relabel_connected():
 
 
 @pytest.mark.parametrize("method", BUILTIN)
-def test_methods_contract_and_count(method):
+def test_methods_contract_and_count(method, textured_image):
     img = textured_image()
     n = 100
     labels = compute_superpixels(img, method=method, n_segments=n)
@@ -143,7 +125,7 @@ def test_methods_contract_and_count(method):
 
 
 @pytest.mark.parametrize("method", BUILTIN)
-def test_methods_deterministic(method):
+def test_methods_deterministic(method, textured_image):
     img = textured_image(64, 64, seed=3)
     fn = get_superpixel_method(method)
     a = fn(img, n_segments=40, seed=0)
@@ -153,7 +135,7 @@ def test_methods_deterministic(method):
 
 @pytest.mark.parametrize("method", BUILTIN)
 @pytest.mark.parametrize("bands", [1, 5])
-def test_methods_multiband_float(method, bands):
+def test_methods_multiband_float(method, bands, textured_image):
     img = textured_image(64, 64, bands=bands, seed=bands)
     if bands == 5:
         img = img * 3000.0 - 200.0  # e.g. reflectance: forces per-band min-max scaling
@@ -163,7 +145,7 @@ def test_methods_multiband_float(method, bands):
 
 
 @pytest.mark.parametrize("method", BUILTIN)
-def test_methods_accept_2d_and_uint8(method):
+def test_methods_accept_2d_and_uint8(method, textured_image):
     img = (textured_image(48, 48, bands=1)[..., 0] * 255).astype(np.uint8)
     labels = compute_superpixels(img, method=method, n_segments=20)
     assert_valid_labels(labels, (48, 48))
@@ -172,7 +154,7 @@ def test_methods_accept_2d_and_uint8(method):
 @pytest.mark.parametrize("method", BOUNDARY_AWARE)
 @pytest.mark.parametrize("bands", [1, 3])
 @pytest.mark.parametrize("n_segments", [8, 30, 100])
-def test_no_superpixel_straddles_a_step_edge(method, bands, n_segments):
+def test_no_superpixel_straddles_a_step_edge(method, bands, n_segments, two_region_image):
     img = two_region_image(bands=bands)
     labels = compute_superpixels(img, method=method, n_segments=n_segments)
     assert_valid_labels(labels, (64, 64))
@@ -202,7 +184,7 @@ def test_one_colour_image(method):
     assert 1 <= k <= 32
 
 
-def test_single_segment():
+def test_single_segment(textured_image):
     labels = compute_superpixels(textured_image(32, 32), method="slic", n_segments=1)
     assert_valid_labels(labels, (32, 32))
     np.testing.assert_array_equal(
@@ -216,7 +198,7 @@ def test_grid_layout():
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_slic_options():
+def test_slic_options(textured_image):
     img = textured_image(48, 48, bands=5)
     with pytest.raises(ValueError, match="convert2lab"):
         compute_superpixels(img, method="slic", n_segments=10, convert2lab=True)
@@ -226,7 +208,7 @@ def test_slic_options():
         compute_superpixels(img, method="slic", n_segments=10, not_an_option=1)
 
 
-def test_felzenszwalb_fixed_scale_and_search_bounds():
+def test_felzenszwalb_fixed_scale_and_search_bounds(textured_image):
     img = textured_image(64, 64)
     fixed = compute_superpixels(img, method="felzenszwalb", n_segments=50, scale=50.0)
     assert_valid_labels(fixed, (64, 64))
