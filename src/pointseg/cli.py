@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="pseudo-label cache (default ~/.cache/pointseg)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
 
+    p = sub.add_parser("experiment", help="run a sweep of trainings from a YAML file (resumable)")
+    p.add_argument("sweep", help="sweep file: name, out, base, grid, extra")
+    p.add_argument("--out", help="override the sweep's output folder")
+
     p = sub.add_parser("evaluate", help="metrics of a trained model on a split, native resolution")
     p.add_argument("model", help="model.pt written by 'pointseg train'")
     p.add_argument("data")
@@ -472,6 +476,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from pointseg.experiments import load_sweep, run_sweep
+
+    _quiet_lightning()
+    sweep = load_sweep(args.sweep)
+    if args.out:
+        sweep.out = Path(args.out)
+    records = run_sweep(sweep, overrides={"progress": False})
+    done = sum(r.status == "done" for r in records)
+    print((sweep.out / "results.md").read_text())
+    print(f"{done} of {len(records)} runs done -> {sweep.out / 'results.csv'}")
+    return 0 if done == len(records) else 1
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pointseg.metrics import format_metrics_table, save_metrics_json
     from pointseg.models import load_model
@@ -532,6 +550,7 @@ _COMMANDS = {
     "pseudolabels": _cmd_pseudolabels,
     "superpixels": _cmd_superpixels,
     "train": _cmd_train,
+    "experiment": _cmd_experiment,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "list": _cmd_list,
