@@ -20,6 +20,7 @@ import torch
 
 from pointseg.data.folder import FolderDataset
 from pointseg.data.registry import resolve_class_file
+from pointseg.data.splits import SPLITS
 from pointseg.data.synthetic import make_synthetic_dataset
 from pointseg.io.atomic import write_text_atomic
 from pointseg.labels import make_pseudo_label
@@ -112,11 +113,14 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     t_data = time.perf_counter() - t0
 
     results = {}
+    shared: dict[str, Any] = {}
     for supervision in ("points", "full"):
         cfg = _train_config(settings, data, classes, supervision)
         logger.info("training %s-supervised %s on %s", supervision, cfg.model, data)
         t = time.perf_counter()
-        splits = prepare_splits(cfg)
+        # val/test are the same dense masks for both runs: prepared once, then shared
+        splits = {**shared, **prepare_splits(cfg, names=("train",) if shared else SPLITS)}
+        shared = {k: v for k, v in splits.items() if k != "train"}
         prep = time.perf_counter() - t
         results[supervision] = (cfg, run_training(cfg, splits=splits), prep)
 

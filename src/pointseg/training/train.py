@@ -249,8 +249,17 @@ def run_training(
     return result
 
 
-def prepare_splits(cfg: TrainConfig, *, progress: Any = None) -> dict[str, PreparedSplit]:
-    """Prepare the train split with ``cfg.supervision`` and val/test with dense masks."""
+def prepare_splits(
+    cfg: TrainConfig,
+    *,
+    progress: Any = None,
+    names: Sequence[str] = ("train", "val", "test"),
+) -> dict[str, PreparedSplit]:
+    """Prepare the train split with ``cfg.supervision`` and val/test with dense masks.
+
+    ``names`` limits which splits are loaded (val/test do not depend on the supervision, so
+    runs that differ only in it can share them).
+    """
     needs_masks = cfg.supervision == "full" or cfg.points_file is None
     datasets = {
         s: FolderDataset(cfg.data, split=s, require_masks=needs_masks, **cfg.dataset_options())
@@ -279,6 +288,8 @@ def prepare_splits(cfg: TrainConfig, *, progress: Any = None) -> dict[str, Prepa
                     f"{len(datasets['val'].splits['val'])} val images); adjust the split fractions "
                     "or the split file"
                 )
+            continue
+        if name not in names:
             continue
         if name == "train":
             target = "full" if cfg.supervision == "full" else "pseudo"
