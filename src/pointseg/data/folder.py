@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from pointseg.data.base import Record, RecordDataset
 from pointseg.data.classes import ClassMap, load_class_file
-from pointseg.data.splits import SPLITS, read_split_file, split_stems
-from pointseg.io.raster import IMAGE_SUFFIXES, read_image, read_mask
+from pointseg.data.remap import ClassRemap
+from pointseg.io.raster import IMAGE_SUFFIXES
 
 __all__ = ["FolderDataset", "Record", "scan_folder"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Record:
-    """One image of a folder dataset and its mask (None when it has none)."""
-
-    name: str
-    image: Path
-    mask: Path | None
 
 
 def _index(folder: Path, kind: str) -> dict[str, Path]:
@@ -95,7 +85,7 @@ def scan_folder(
     return [Record(stem, path, mask_files.get(stem)) for stem, path in image_files.items()]
 
 
-class FolderDataset:
+class FolderDataset(RecordDataset):
     """A folder of images and masks with a class file, split into train/val/test.
 
     Parameters
@@ -113,6 +103,9 @@ class FolderDataset:
         See :func:`pointseg.data.splits.split_stems`.
     bands : list of int, optional
         Image bands to read (zero-based).
+    remap : path or ClassRemap, optional
+        Mapping file translating the classes into another scheme (see
+        :mod:`pointseg.data.remap`).
     require_masks : bool
         Whether every image needs a mask.
 
@@ -134,69 +127,27 @@ class FolderDataset:
         seed: int = 0,
         group_pattern: str | None = None,
         bands: list[int] | None = None,
+        remap: str | Path | ClassRemap | None = None,
         require_masks: bool = True,
     ) -> None:
-        self.root = Path(root)
+        root = Path(root)
         if classes is None:
-            classes = self.root / "classes.yaml"
+            classes = root / "classes.yaml"
             if not Path(classes).is_file():
                 raise FileNotFoundError(
                     f"no class file given and {classes} does not exist; pass --classes FILE "
                     "(a YAML file naming the classes and their mask values or colours)"
                 )
-        self.class_map = classes if isinstance(classes, ClassMap) else load_class_file(classes)
-        records = scan_folder(self.root, require_masks=require_masks)
-        stems = [r.name for r in records]
-        if split_file is not None:
-            self.splits = read_split_file(split_file, stems=stems)
-        else:
-            self.splits = split_stems(
-                stems, fractions=fractions, seed=seed, group_pattern=group_pattern
-            )
-        if split is not None and split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; use one of {list(SPLITS)} or None")
-        self.split = split
-        keep = set(self.splits[split]) if split is not None else set(stems)
-        self.records = [r for r in records if r.name in keep]
-        self.bands = bands
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @property
-    def names(self) -> list[str]:
-        """Stems of the images in this dataset, in order."""
-        return [r.name for r in self.records]
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        """(height, width) of image ``index`` without decoding its pixels."""
-        rec = self.records[index]
-        if rec.image.suffix.lower() in (".tif", ".tiff", ".jp2"):
-            import rasterio
-
-            with rasterio.open(rec.image) as src:
-                return (src.height, src.width)
-        from PIL import Image
-
-        with Image.open(rec.image) as im:
-            return (im.height, im.width)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rec = self.records[index]
-        image, georef = read_image(rec.image, bands=self.bands)
-        sample: dict[str, Any] = {"image": image, "name": rec.name, "georef": georef}
-        if rec.mask is not None:
-            mask = read_mask(rec.mask, self.class_map)
-            if mask.shape != image.shape[:2]:
-                raise ValueError(
-                    f"mask {rec.mask} is {mask.shape[1]}x{mask.shape[0]} but image {rec.image} "
-                    f"is {image.shape[1]}x{image.shape[0]}; they must have the same size"
-                )
-            sample["mask"] = mask
-        return sample
-
-    def __repr__(self) -> str:
-        return (
-            f"FolderDataset(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, "
-            f"classes={list(self.class_map.names)})"
+        class_map = classes if isinstance(classes, ClassMap) else load_class_file(classes)
+        super().__init__(
+            scan_folder(root, require_masks=require_masks),
+            class_map=class_map,
+            root=root,
+            split=split,
+            split_file=split_file,
+            fractions=fractions,
+            seed=seed,
+            group_pattern=group_pattern,
+            bands=bands,
+            remap=remap,
         )

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pointseg.data.base import RecordDataset
 from pointseg.data.folder import FolderDataset
 from pointseg.data.synthetic import make_synthetic_dataset
 
@@ -14,19 +15,26 @@ __all__ = [
     "get_dataset",
     "list_class_presets",
     "list_datasets",
+    "list_map_presets",
     "register_dataset",
     "resolve_class_file",
+    "resolve_map_file",
 ]
 
-_REGISTRY: dict[str, Callable[..., FolderDataset]] = {}
+_REGISTRY: dict[str, Callable[..., RecordDataset]] = {}
 
 
 def register_dataset(
     name: str,
-) -> Callable[[Callable[..., FolderDataset]], Callable[..., FolderDataset]]:
-    """Register a dataset builder returning a :class:`FolderDataset`-like object."""
+) -> Callable[[Callable[..., RecordDataset]], Callable[..., RecordDataset]]:
+    """Register a dataset builder returning a :class:`RecordDataset`.
 
-    def deco(fn: Callable[..., FolderDataset]) -> Callable[..., FolderDataset]:
+    Every builder takes the keyword arguments ``root`` and ``split`` plus those of
+    :class:`RecordDataset` that make sense for it (``split_file``, ``bands``, ``remap``,
+    ``seed``, ...), and its own options.
+    """
+
+    def deco(fn: Callable[..., RecordDataset]) -> Callable[..., RecordDataset]:
         if name in _REGISTRY:
             raise ValueError(f"dataset {name!r} is already registered")
         _REGISTRY[name] = fn
@@ -40,7 +48,7 @@ def list_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_dataset(name: str, **kwargs: Any) -> FolderDataset:
+def get_dataset(name: str, **kwargs: Any) -> RecordDataset:
     """Build a dataset by name; every dataset yields the same sample dicts.
 
     ``folder``: ``get_dataset("folder", root=..., classes=..., split=...)``.
@@ -84,4 +92,25 @@ def resolve_class_file(value: str | Path | None) -> Path | None:
         return Path(str(resources.files("pointseg") / "presets" / f"{value}.yaml"))
     raise FileNotFoundError(
         f"class file {value} does not exist and is not a preset ({', '.join(list_class_presets())})"
+    )
+
+
+def list_map_presets() -> list[str]:
+    """Names of the class mapping files shipped with pointseg (usable as ``--remap NAME``)."""
+    files = resources.files("pointseg") / "presets" / "maps"
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_map_file(value: str | Path | None) -> Path | None:
+    """A class mapping file path, or the path of a shipped mapping preset."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return path
+    if str(value) in list_map_presets():
+        return Path(str(resources.files("pointseg") / "presets" / "maps" / f"{value}.yaml"))
+    raise FileNotFoundError(
+        f"class mapping file {value} does not exist and is not a preset "
+        f"({', '.join(list_map_presets())})"
     )
