@@ -65,10 +65,39 @@ def _bands(text: str) -> list[int]:
         ) from exc
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key.strip(), value
+
+
 def _add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        help="dataset loader for --data: folder (default), landcoverai, oxford_pet, loveda, "
+        "potsdam, vaihingen (see 'pointseg list datasets')",
+    )
+    p.add_argument(
+        "--dataset-option",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a loader option, e.g. border=class for oxford_pet (repeatable)",
+    )
     p.add_argument(
         "--classes",
         help="class file (YAML) or a preset name (e.g. dubai); default DATA/classes.yaml",
+    )
+    p.add_argument(
+        "--remap",
+        help="class mapping file or preset (e.g. dubai-to-landcoverai) translating the classes",
     )
     p.add_argument("--split-file", help="YAML or 'stem,split' list of train/val/test")
     p.add_argument(
@@ -78,7 +107,7 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
         default=(0.7, 0.15, 0.15),
         metavar=("TRAIN", "VAL", "TEST"),
     )
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, help="seed of the seeded split (0)")
     p.add_argument(
         "--group-pattern", help=r"regex naming each file's group, kept in one split (e.g. 't\d+$')"
     )
@@ -214,8 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
 
     p = sub.add_parser("experiment", help="run a sweep of trainings from a YAML file (resumable)")
-    p.add_argument("sweep", help="sweep file: name, out, base, grid, extra")
+    p.add_argument(
+        "sweep",
+        help="sweep file (name, out, base, grid, extra) or a shipped sweep: small, "
+        "paper-landcoverai, paper-oxford-pet (see 'pointseg list experiments')",
+    )
     p.add_argument("--out", help="override the sweep's output folder")
+    p.add_argument("--data", help="override the dataset root of every run")
+    p.add_argument(
+        "--set",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a base setting of every run, e.g. accelerator=cuda (repeatable)",
+    )
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on a split, native resolution")
     p.add_argument("model", help="model.pt written by 'pointseg train'")
@@ -234,7 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models, losses, superpixel methods, ...")
     p.add_argument(
-        "what", choices=("models", "losses", "superpixels", "schemes", "datasets", "presets")
+        "what",
+        choices=(
+            "models",
+            "losses",
+            "superpixels",
+            "schemes",
+            "datasets",
+            "presets",
+            "maps",
+            "experiments",
+        ),
+        help="presets: class files; maps: class mapping files; experiments: sweep presets",
     )
     return parser
 
@@ -271,19 +324,22 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace, split: str | None, *, require_masks: bool = True):
-    from pointseg.data import FolderDataset, resolve_class_file
+    from pointseg.training import TrainConfig
 
-    return FolderDataset(
-        args.data,
-        classes=resolve_class_file(args.classes),
-        split=None if split == "all" else split,
+    cfg = TrainConfig(
+        data=args.data,
+        dataset=args.dataset or "folder",
+        dataset_options=dict(args.dataset_option),
+        classes=args.classes,
+        remap=args.remap,
         split_file=args.split_file,
-        fractions=args.fractions,
-        seed=args.split_seed,
+        fractions=tuple(args.fractions),
+        split_seed=args.split_seed or 0,
         group_pattern=args.group_pattern,
         bands=args.bands,
-        require_masks=require_masks,
     )
+    cfg.validate()
+    return cfg.open_dataset(None if split == "all" else split, require_masks=require_masks)
 
 
 def _cmd_points(args: argparse.Namespace) -> int:
@@ -413,7 +469,9 @@ def _cmd_superpixels(args: argparse.Namespace) -> int:
 
 
 _TRAIN_KEYS = (
+    "dataset",
     "classes",
+    "remap",
     "split_file",
     "split_seed",
     "group_pattern",
@@ -460,6 +518,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             setattr(cfg, key, value)
     if tuple(args.fractions) != (0.7, 0.15, 0.15):
         cfg.fractions = tuple(args.fractions)
+    cfg.dataset_options = {**cfg.dataset_options, **dict(args.dataset_option)}
     if args.image_size is not None:
         cfg.image_size = args.image_size or None
     if cfg.classes:
@@ -480,7 +539,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from pointseg.experiments import load_sweep, run_sweep
 
     _quiet_lightning()
-    sweep = load_sweep(args.sweep)
+    base = dict(args.set)
+    if args.data:
+        base["data"] = args.data
+    sweep = load_sweep(args.sweep, base_overrides=base)
     if args.out:
         sweep.out = Path(args.out)
     records = run_sweep(sweep, overrides={"progress": False})
@@ -537,6 +599,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from pointseg.points import list_point_schemes as fn
     elif args.what == "datasets":
         from pointseg.data import list_datasets as fn
+    elif args.what == "maps":
+        from pointseg.data import list_map_presets as fn
+    elif args.what == "experiments":
+        from pointseg.experiments import list_sweep_presets as fn
     else:
         from pointseg.data import list_class_presets as fn
     print("\n".join(fn()))

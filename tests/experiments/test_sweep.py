@@ -107,3 +107,97 @@ def test_experiment_command(tiny_synthetic, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 of 2 runs done" in out and "| masked_mse |" in out
     assert main(["-q", "experiment", str(tmp_path / "nope.yaml")]) == 2
+
+
+def _fake_train(calls):
+    """A stand-in for run_training: writes what a finished run leaves, mIoU from settings."""
+    import json
+    from pathlib import Path
+
+    def train(cfg):
+        calls.append(cfg)
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
+        miou = 0.9 if cfg.supervision == "full" else cfg.n_points / 100 + cfg.n_segments / 10000
+        (out / "metrics.json").write_text(json.dumps({"test": {"miou": miou}, "val": {}}))
+        stats = {"n_images": 4.0, "n_points": 4.0 * cfg.n_points, "labelled_fraction": 0.25}
+        (out / "label_stats.json").write_text(json.dumps(stats))
+
+    return train
+
+
+def _sweep_file(tmp_path, grid, extra=()):
+    path = tmp_path / "s.yaml"
+    spec = {"out": str(tmp_path / "out"), "base": {"data": "x"}, "grid": grid, "extra": extra}
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_sweep_reruns_a_finished_run_whose_settings_changed(tmp_path):
+    calls = []
+    path = _sweep_file(tmp_path, {"n_points": [10]})
+    run_sweep(load_sweep(path), train=_fake_train(calls))
+    run_sweep(load_sweep(path), train=_fake_train(calls))
+    assert len(calls) == 1  # unchanged: skipped
+    run_sweep(load_sweep(path, base_overrides={"lr": 0.5}), train=_fake_train(calls))
+    assert len(calls) == 2 and calls[-1].lr == 0.5
+    # settings that do not change a result (progress, cache) do not force a rerun
+    run_sweep(
+        load_sweep(path, base_overrides={"lr": 0.5}),
+        train=_fake_train(calls),
+        overrides={"progress": True, "cache_dir": str(tmp_path)},
+    )
+    assert len(calls) == 2
+
+
+def test_results_table_carries_annotation_cost_and_both_plots(tmp_path):
+    calls = []
+    path = _sweep_file(
+        tmp_path,
+        {"n_points": [10, 50], "loss": ["masked_mse", "partial_ce"]},
+        extra=[
+            {"supervision": "full"},
+            {"n_segments": 100, "n_points": 50},
+            {"n_segments": 600, "n_points": 50},
+        ],
+    )
+    run_sweep(load_sweep(path), train=_fake_train(calls))
+    out = tmp_path / "out"
+    md = (out / "results.md").read_text()
+    assert "clicks" in md and "points/image" in md and "mIoU / 100 clicks" in md
+    with (out / "results.csv").open() as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    row = rows["loss=masked_mse,n_points=10"]
+    assert float(row["points_clicked"]) == 40 and float(row["points_per_image"]) == 10
+    assert float(row["labelled_fraction"]) == 0.25
+    assert float(row["miou_per_100_points"]) == pytest.approx(100 * 0.13 / 40)
+    assert (out / "miou_vs_points.png").is_file()
+    assert (out / "miou_vs_superpixels.png").is_file()
+
+
+def test_no_superpixel_plot_without_varied_counts(tmp_path):
+    run_sweep(load_sweep(_sweep_file(tmp_path, {"n_points": [10, 20]})), train=_fake_train([]))
+    assert (tmp_path / "out" / "miou_vs_points.png").is_file()
+    assert not (tmp_path / "out" / "miou_vs_superpixels.png").exists()
+
+
+def test_shipped_sweeps_load_and_name_valid_settings():
+    from pointseg.experiments import list_sweep_presets
+
+    names = list_sweep_presets()
+    assert {"small", "paper-landcoverai", "paper-oxford-pet"} <= set(names)
+    for name in names:
+        sweep = load_sweep(name, base_overrides={"data": "/elsewhere"})
+        assert sweep.base["data"] == "/elsewhere"
+        assert sweep.runs()
+    small = load_sweep("small")
+    points = sorted({s["n_points"] for _, s in small.runs() if s.get("supervision") != "full"})
+    assert points == [10, 20, 30, 40, 50]
+    assert {s.get("loss") for _, s in small.runs()} == {"masked_mse", "partial_ce"}
+    assert any(s.get("supervision") == "full" for _, s in small.runs())
+
+
+def test_unknown_sweep_name_lists_the_shipped_ones():
+    with pytest.raises(FileNotFoundError, match="small"):
+        load_sweep("no-such-sweep")

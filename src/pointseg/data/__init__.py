@@ -1,37 +1,48 @@
-"""Datasets: folder datasets with class files, splits, synthetic aerial scenes."""
+"""Datasets: one record-based dataset for every loader, class files and mappings, splits."""
 
+from pointseg.data.base import Record, RecordDataset, carve_validation
 from pointseg.data.classes import (
     ClassMap,
     class_map_from_dict,
     landcover_class_map,
     load_class_file,
 )
-from pointseg.data.folder import FolderDataset, Record, scan_folder
+from pointseg.data.folder import FolderDataset, scan_folder
 from pointseg.data.registry import (
     get_dataset,
     list_class_presets,
     list_datasets,
+    list_map_presets,
     register_dataset,
     resolve_class_file,
+    resolve_map_file,
 )
+from pointseg.data.remap import ClassRemap, load_remap_file, make_remap
 from pointseg.data.splits import read_split_file, split_stems
 from pointseg.data.synthetic import generate_scene, make_synthetic_dataset
 
 __all__ = [
     "ClassMap",
+    "ClassRemap",
     "FolderDataset",
     "Record",
+    "RecordDataset",
+    "carve_validation",
     "class_map_from_dict",
     "generate_scene",
     "get_dataset",
     "landcover_class_map",
     "list_class_presets",
     "list_datasets",
+    "list_map_presets",
     "load_class_file",
+    "load_remap_file",
+    "make_remap",
     "make_synthetic_dataset",
     "read_split_file",
     "register_dataset",
     "resolve_class_file",
+    "resolve_map_file",
     "scan_folder",
     "split_stems",
 ]

@@ -121,8 +121,9 @@ def load_remap_file(path: str | Path, *, source: ClassMap | None = None) -> Clas
     Parameters
     ----------
     path : path or str
-        The YAML mapping file, or the name of a shipped mapping (``dubai-to-landcoverai``). ``source:``/``target:`` are class-file paths (relative to the
-        mapping file) or preset names.
+        The YAML mapping file, or the name of a shipped mapping (``dubai-to-landcoverai``).
+        Its ``source:``/``target:`` are class-file paths (relative to the mapping file) or
+        preset names.
     source : ClassMap, optional
         The masks' class scheme; overrides (and may replace) the file's ``source:``.
     """

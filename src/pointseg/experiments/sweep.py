@@ -14,6 +14,10 @@ A sweep file::
     extra:                      # further runs, each merged into base (e.g. the upper bound)
       - {supervision: full}
 
+Shipped sweeps (``pointseg list experiments``) are named instead of a path: ``small`` (the
+CPU study on the Dubai set), ``paper-landcoverai`` and ``paper-oxford-pet`` (the paper's
+studies, for a GPU).
+
 Each run is a directory ``out/runs/<key=value,...>`` holding what ``pointseg train`` writes.
 A run whose ``metrics.json`` exists is skipped, so an interrupted sweep resumes where it stopped;
 a run that fails gets ``error.txt`` and the sweep goes on.
@@ -39,7 +43,15 @@ import yaml
 from pointseg.io.atomic import write_text_atomic
 from pointseg.training.config import TrainConfig
 
-__all__ = ["RunRecord", "Sweep", "load_sweep", "run_sweep", "summarise"]
+__all__ = [
+    "RunRecord",
+    "Sweep",
+    "list_sweep_presets",
+    "load_sweep",
+    "resolve_sweep_file",
+    "run_sweep",
+    "summarise",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +93,44 @@ def _run_name(varied: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={_fmt(v)}" for k, v in sorted(varied.items())) or "base"
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Read and check a sweep file; every setting must be a valid TrainConfig field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+def list_sweep_presets() -> list[str]:
+    """Names of the sweep files shipped with pointseg (``pointseg experiment NAME``)."""
+    from importlib import resources
+
+    files = resources.files("pointseg") / "experiments" / "presets"
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_sweep_file(value: str | Path) -> Path:
+    """A sweep file path, or the path of a shipped sweep preset."""
+    from importlib import resources
+
+    path = Path(value)
+    if path.is_file():
+        return path
+    if str(value) in list_sweep_presets():
+        return Path(str(resources.files("pointseg") / "experiments" / "presets" / f"{value}.yaml"))
+    raise FileNotFoundError(
+        f"sweep file {value} does not exist and is not a shipped sweep "
+        f"({', '.join(list_sweep_presets())})"
+    )
+
+
+def load_sweep(path: str | Path, *, base_overrides: Mapping[str, Any] | None = None) -> Sweep:
+    """Read and check a sweep file; every setting must be a valid TrainConfig field.
+
+    Parameters
+    ----------
+    path : path or str
+        A sweep file or the name of a shipped sweep (:func:`list_sweep_presets`).
+    base_overrides : mapping, optional
+        Settings replacing those of the file's ``base`` (e.g. ``{"data": "/my/copy"}``).
+    """
+    path = resolve_sweep_file(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"sweep file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {path}: expected a mapping with base/grid/extra")
     unknown = sorted(set(data) - {"name", "out", "base", "grid", "extra"})
@@ -94,13 +138,15 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ValueError(
             f"sweep file {path}: unknown keys {unknown}; use name, out, base, grid, extra"
         )
-    base = dict(data.get("base") or {})
+    base = {**dict(data.get("base") or {}), **dict(base_overrides or {})}
     grid = {k: (v if isinstance(v, list) else [v]) for k, v in (data.get("grid") or {}).items()}
     extra = list(data.get("extra") or [])
     from dataclasses import fields
 
     valid = {f.name for f in fields(TrainConfig)} - {"out"}
     for where, entry in [("base", base), ("grid", grid), *[("extra", e) for e in extra]]:
+        if where == "base" and base_overrides and not isinstance(entry, dict):
+            raise ValueError(f"sweep file {path}: 'base' must be a mapping")
         if not isinstance(entry, dict):
             raise ValueError(f"sweep file {path}: every entry of '{where}' must be a mapping")
         bad = sorted(set(entry) - valid)
@@ -155,9 +201,17 @@ def run_sweep(
         run_dir = sweep.out / "runs" / name
         settings = {**settings, **(overrides or {}), "out": str(run_dir)}
         if (run_dir / "metrics.json").is_file():
-            logger.info("skipping finished run %s", name)
-            records.append(_finished(name, settings, run_dir))
-            continue
+            changed = _changed_settings(run_dir, settings)
+            if not changed:
+                logger.info("skipping finished run %s", name)
+                records.append(_finished(name, settings, run_dir))
+                continue
+            logger.warning(
+                "run %s finished with other settings (%s); running it again",
+                name,
+                ", ".join(changed),
+            )
+            (run_dir / "metrics.json").unlink()
         t = time.perf_counter()
         try:
             cfg = TrainConfig.from_dict(settings)
@@ -179,6 +233,23 @@ def run_sweep(
     return records
 
 
+# settings that do not change a run's result
+_NEUTRAL = frozenset({"out", "progress", "resume", "cache_dir", "num_workers"})
+
+
+def _changed_settings(run_dir: Path, settings: Mapping[str, Any]) -> list[str]:
+    """Names of the settings in which a finished run's saved config differs from ``settings``."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        return []
+    try:
+        saved = TrainConfig.from_yaml(saved_path).to_dict()
+        wanted = TrainConfig.from_dict(dict(settings)).to_dict()
+    except (ValueError, TypeError, yaml.YAMLError):
+        return ["config.yaml unreadable"]
+    return sorted(k for k in wanted if k not in _NEUTRAL and saved.get(k) != wanted[k])
+
+
 def _finished(name: str, settings: dict[str, Any], run_dir: Path) -> RunRecord:
     metrics = _read_json(run_dir / "metrics.json")
     stats_path = run_dir / "label_stats.json"
@@ -194,7 +265,9 @@ _COLUMNS = (
     "supervision",
     "n_points",
     "points_clicked",
+    "points_per_image",
     "labelled_pixels",
+    "labelled_fraction",
     "test_miou",
     "val_miou",
     "test_pixel_accuracy",
@@ -216,7 +289,11 @@ def _row(sweep: Sweep, r: RunRecord) -> dict[str, Any]:
         "supervision": supervision,
         "n_points": r.settings.get("n_points", 50),
         "points_clicked": clicked,
+        "points_per_image": clicked / r.label_stats["n_images"]
+        if clicked == clicked and r.label_stats.get("n_images")
+        else math.nan,
         "labelled_pixels": r.label_stats.get("labelled_pixels", math.nan),
+        "labelled_fraction": r.label_stats.get("labelled_fraction", math.nan),
         "test_miou": miou,
         "val_miou": val.get("miou", math.nan),
         "test_pixel_accuracy": test.get("pixel_accuracy", math.nan),
@@ -231,21 +308,49 @@ def _row(sweep: Sweep, r: RunRecord) -> dict[str, Any]:
     return row
 
 
+def _sort_key(values: tuple) -> tuple:
+    return tuple((0, float(v), "") if _is_number(v) else (1, 0.0, str(v)) for v in values)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def summarise(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean ± std of test mIoU over seeds, grouped by ``keys`` (finished runs only)."""
-    groups: dict[tuple, list[float]] = {}
+    """Mean ± std of test mIoU over seeds, grouped by ``keys`` (finished runs only).
+
+    Each group also carries the mean annotation cost of its runs: ``points_clicked`` (points
+    clicked over the training set), ``points_per_image``, ``labelled_fraction`` (share of
+    training pixels with a label) and ``miou_per_100_points`` (test mIoU per 100 clicks).
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
         if row["status"] != "done":
             continue
-        groups.setdefault(tuple(row.get(k) for k in keys), []).append(float(row["test_miou"]))
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
     out = []
-    for values, mious in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for values, members in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
+        mious = [float(r["test_miou"]) for r in members]
+
+        def mean_of(key: str, members: list[Mapping[str, Any]] = members) -> float:
+            vals = [float(r.get(key, math.nan)) for r in members]
+            vals = [v for v in vals if v == v]
+            return float(np.mean(vals)) if vals else math.nan
+
         out.append(
             {
                 **dict(zip(keys, values, strict=True)),
                 "mean": float(np.mean(mious)),
                 "std": float(np.std(mious)),
                 "n": len(mious),
+                "points_clicked": mean_of("points_clicked"),
+                "points_per_image": mean_of("points_per_image"),
+                "labelled_fraction": mean_of("labelled_fraction"),
+                "miou_per_100_points": mean_of("miou_per_100_points"),
             }
         )
     return out
@@ -266,25 +371,61 @@ def write_results(sweep: Sweep, records: Sequence[RunRecord]) -> None:
     lines = [
         f"# {sweep.name}",
         "",
-        "| " + " | ".join(keys) + " | test mIoU (mean ± std) | seeds |",
-        "|" + "---|" * (len(keys) + 2),
+        "Clicks: query points clicked over the whole training set (points/image: per image). "
+        "Labelled: share of training pixels with a pseudo-label (or a mask label). "
+        "mIoU / 100 clicks: test mIoU per 100 clicked points, the annotation trade-off.",
+        "",
+        "| "
+        + " | ".join(keys)
+        + " | test mIoU (mean ± std) | clicks | points/image | labelled | mIoU / 100 clicks"
+        " | seeds |",
+        "|" + "---|" * (len(keys) + 6),
     ]
+
+    def num(value: float, fmt: str) -> str:
+        return format(value, fmt) if value == value else "-"
+
     for s in summary:
-        cells = [str(s[k]) for k in keys] + [f"{s['mean']:.4f} ± {s['std']:.4f}", str(s["n"])]
+        cells = [str(s[k]) for k in keys] + [
+            f"{s['mean']:.4f} ± {s['std']:.4f}",
+            num(s["points_clicked"], ".0f"),
+            num(s["points_per_image"], ".1f"),
+            num(s["labelled_fraction"], ".1%"),
+            num(s["miou_per_100_points"], ".3f"),
+            str(s["n"]),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r.run for r in records if r.status != "done"]
     if failed:
         lines += ["", f"Failed runs ({len(failed)}): " + ", ".join(failed) + " (see error.txt)."]
     write_text_atomic(sweep.out / "results.md", "\n".join(lines) + "\n")
-    _plot(sweep, rows)
+    _plot_against(sweep, rows, keys, x="n_points", filename="miou_vs_points.png")
+    _plot_against(sweep, rows, keys, x="n_segments", filename="miou_vs_superpixels.png")
 
 
-def _plot(sweep: Sweep, rows: Sequence[Mapping[str, Any]]) -> None:
+def _plot_against(
+    sweep: Sweep, rows: Sequence[Mapping[str, Any]], keys: Sequence[str], *, x: str, filename: str
+) -> Path | None:
+    """Test mIoU (mean ± std over seeds) of the point runs against setting ``x``.
+
+    One line per combination of the other varied settings; the fully supervised runs are
+    horizontal dashed lines. Nothing is drawn when ``x`` takes fewer than two values.
+    """
+    defaults = TrainConfig()
     done = [r for r in rows if r["status"] == "done"]
     points = [r for r in done if r["supervision"] == "points"]
-    full = [r["test_miou"] for r in done if r["supervision"] == "full"]
-    if not points:
-        return
+    full = [r for r in done if r["supervision"] == "full"]
+    xs = {str(r.get(x, getattr(defaults, x))) for r in points}
+    if len(xs) < 2:
+        return None
+    others = [k for k in keys if k not in (x, "seed", "supervision", "n_points", "n_segments")]
+    if x == "n_segments":
+        others.append("n_points")  # superpixel counts compare at a fixed number of points
+    series: dict[tuple, dict[float, list[float]]] = {}
+    for r in points:
+        label = tuple(r.get(k) for k in others)
+        xv = float(r.get(x, getattr(defaults, x)))
+        series.setdefault(label, {}).setdefault(xv, []).append(float(r["test_miou"]))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -292,20 +433,44 @@ def _plot(sweep: Sweep, rows: Sequence[Mapping[str, Any]]) -> None:
 
     from pointseg.io.atomic import atomic_write
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    by_n: dict[int, list[float]] = {}
-    for r in points:
-        by_n.setdefault(int(r["n_points"]), []).append(float(r["test_miou"]))
-    ns = sorted(by_n)
-    means = [np.mean(by_n[n]) for n in ns]
-    stds = [np.std(by_n[n]) for n in ns]
-    ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label="points (pseudo-labels)")
-    if full:
-        ax.axhline(float(np.mean(full)), color="k", linestyle="--", label="full masks")
-    ax.set(xlabel="query points per image", ylabel="test mIoU", title=sweep.name)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, by_x) in enumerate(sorted(series.items(), key=lambda kv: _sort_key(kv[0]))):
+        if len(by_x) < 2 and x == "n_segments":
+            continue
+        xv = sorted(by_x)
+        name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or "points"
+        ax.errorbar(
+            xv,
+            [np.mean(by_x[v]) for v in xv],
+            yerr=[np.std(by_x[v]) for v in xv],
+            marker="o",
+            capsize=3,
+            color=colors[i % len(colors)],
+            label=name,
+        )
+    full_groups: dict[tuple, list[float]] = {}
+    for r in full:
+        label = tuple(r.get(k) for k in others if k != "n_points")
+        full_groups.setdefault(label, []).append(float(r["test_miou"]))
+    full_keys = [k for k in others if k != "n_points"]
+    for j, (label, mious) in enumerate(
+        sorted(full_groups.items(), key=lambda kv: _sort_key(kv[0]))
+    ):
+        name = ", ".join(f"{k}={v}" for k, v in zip(full_keys, label, strict=True))
+        ax.axhline(
+            float(np.mean(mious)),
+            color="k",
+            linestyle=("--", ":", "-.")[j % 3],
+            label="full masks" + (f" ({name})" if name else ""),
+        )
+    xlabel = "query points per image" if x == "n_points" else "superpixels per image"
+    ax.set(xlabel=xlabel, ylabel="test mIoU", title=sweep.name)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_write(sweep.out / "miou_vs_points.png") as tmp:
+    path = sweep.out / filename
+    with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return path

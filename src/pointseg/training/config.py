@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import write_text_atomic
 
 __all__ = ["TrainConfig"]
@@ -17,9 +18,12 @@ __all__ = ["TrainConfig"]
 class TrainConfig:
     """Everything a training run depends on.
 
-    Data: ``data`` (folder dataset root), ``classes`` (class file; default
-    ``data/classes.yaml``), ``split_file`` or (``fractions``, ``split_seed``,
-    ``group_pattern``), ``image_size`` (square resize; None keeps the size), ``bands``.
+    Data: ``data`` (dataset root), ``dataset`` (a registered loader: ``folder``,
+    ``landcoverai``, ``oxford_pet``, ...; see :func:`pointseg.data.list_datasets`) with its
+    ``dataset_options``, ``classes`` (folder datasets: class file or preset; default
+    ``data/classes.yaml``), ``remap`` (class mapping file or preset), ``split_file`` or the
+    dataset's own split or (``fractions``, ``split_seed``, ``group_pattern``), ``image_size``
+    (square resize; None keeps the size), ``bands``.
 
     Supervision: ``supervision`` = ``points`` (superpixel pseudo-labels from query points) or
     ``full`` (dense masks, the upper bound); ``points_file`` (CSV/GeoJSON in pixel
@@ -35,7 +39,10 @@ class TrainConfig:
 
     data: str = ""
     out: str = "runs/train"
+    dataset: str = "folder"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     classes: str | None = None
+    remap: str | None = None
     split_file: str | None = None
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
@@ -73,6 +80,13 @@ class TrainConfig:
         """Check values that would otherwise fail deep inside training."""
         if not self.data:
             raise ValueError("no dataset: set data (a folder with images/ and masks/)")
+        from pointseg.data.registry import list_datasets
+
+        if self.dataset not in list_datasets():
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; available datasets: "
+                f"{', '.join(list_datasets())}"
+            )
         if self.supervision not in ("points", "full"):
             raise ValueError(f"supervision must be 'points' or 'full', got {self.supervision!r}")
         for name in ("batch_size", "max_epochs", "n_segments"):
@@ -85,16 +99,29 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
-    def dataset_options(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`pointseg.data.FolderDataset` for this run."""
-        return {
-            "classes": self.classes,
+    def open_dataset(self, split: str | None, *, require_masks: bool = True) -> RecordDataset:
+        """The dataset of this run (one split, or all images with ``split=None``)."""
+        from pointseg.data.registry import get_dataset, resolve_class_file
+
+        kwargs: dict[str, Any] = {
             "split_file": self.split_file,
             "fractions": self.fractions,
             "seed": self.split_seed,
             "group_pattern": self.group_pattern,
             "bands": self.bands,
+            "remap": self.remap,
+            "require_masks": require_masks,
         }
+        if self.classes is not None:
+            kwargs["classes"] = resolve_class_file(self.classes)
+        clash = sorted(set(kwargs) & set(self.dataset_options))
+        if clash:
+            raise ValueError(
+                f"dataset_options {clash} are settings of their own; set them at the top level"
+            )
+        return get_dataset(
+            self.dataset, root=self.data, split=split, **kwargs, **self.dataset_options
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pointseg.constants import IGNORE_INDEX
-from pointseg.data.folder import FolderDataset
+from pointseg.data.base import RecordDataset
+from pointseg.data.classes import ClassMap
 from pointseg.data.transforms import resize_image, resize_labels, scale_points
 from pointseg.labels import PseudoLabelCache, make_pseudo_label, propagation_stats
 from pointseg.points import image_seed, points_to_mask, sample_points
@@ -51,6 +52,8 @@ class PreparedSplit:
         Query points in training-size pixel coordinates.
     stats : dict
         Points, labelled pixels, pseudo-label coverage and accuracy.
+    class_map : ClassMap or None
+        The classes of ``targets`` and ``masks``.
     """
 
     names: list[str]
@@ -59,10 +62,11 @@ class PreparedSplit:
     masks: np.ndarray | None
     points: list[np.ndarray] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    class_map: ClassMap | None = None
 
 
 def prepare_split(
-    dataset: FolderDataset,
+    dataset: RecordDataset,
     *,
     target: str,
     image_size: int | None,
@@ -82,7 +86,7 @@ def prepare_split(
 
     Parameters
     ----------
-    dataset : FolderDataset
+    dataset : RecordDataset
         The split to prepare.
     target : {"pseudo", "points", "full"}
         ``pseudo``: superpixel pseudo-labels from query points (point supervision);
@@ -192,14 +196,29 @@ def prepare_split(
         masks=np.stack(masks) if has_masks else None,
         points=all_points,
         stats=stats,
+        class_map=dataset.class_map,
     )
 
 
 def band_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-band mean and standard deviation of (N, H, W, C) images (float64 accumulation)."""
-    flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
+    """Per-band mean and standard deviation of (N, H, W, C) images.
+
+    Accumulates sums in float64 over chunks of images, so memory stays at one chunk's float
+    copy however large the split is.
+    """
+    n_bands = images.shape[-1]
+    total = np.zeros(n_bands)
+    total_sq = np.zeros(n_bands)
+    count = 0
+    step = max(1, (1 << 24) // max(1, int(np.prod(images.shape[1:]))))
+    for i in range(0, len(images), step):
+        flat = images[i : i + step].reshape(-1, n_bands).astype(np.float64)
+        total += flat.sum(axis=0)
+        total_sq += np.square(flat).sum(axis=0)
+        count += len(flat)
+    mean = total / max(count, 1)
+    var = np.maximum(total_sq / max(count, 1) - np.square(mean), 0.0)
+    std = np.sqrt(var)
     std[std < 1e-6] = 1.0
     return mean.tolist(), std.tolist()
 
@@ -229,20 +248,30 @@ class SegmentationArrayDataset(Dataset):
         use_masks: bool = False,
         augment: bool = False,
     ) -> None:
-        imgs = torch.from_numpy(split.images.astype(np.float32)).permute(0, 3, 1, 2)
-        m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.images = ((imgs - m) / s).contiguous()
+        # images stay in their source dtype (uint8: a quarter of float32) and are normalised
+        # per item, so a large split does not need a float copy in memory
+        images = split.images
+        if images.dtype.byteorder not in ("=", "|"):
+            images = images.astype(images.dtype.newbyteorder("="))
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
         labels = split.masks if use_masks and split.masks is not None else split.targets
-        self.masks = torch.from_numpy(labels.astype(np.int64))
+        self.masks = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.uint8))
         self.names = list(split.names)
         self.augment = augment
 
     def __len__(self) -> int:
         return len(self.names)
 
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        """Normalised images ``start:stop`` without augmentation, float32 (B, C, H, W)."""
+        images = self.images[start:stop].permute(0, 3, 1, 2).float()
+        return (images - self.mean) / self.std
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image, mask = self.images[index], self.masks[index]
+        image = (self.images[index].permute(2, 0, 1).float() - self.mean) / self.std
+        mask = self.masks[index].long()
         if self.augment:
             r = torch.randint(0, 8, (1,)).item()
             if r & 1:

@@ -14,7 +14,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from pointseg.data.folder import FolderDataset
 from pointseg.labels import PseudoLabelCache
 from pointseg.metrics import ConfusionMatrix, save_metrics_json
 from pointseg.models.registry import ModelSpec, save_model
@@ -87,8 +86,8 @@ def evaluate_prepared(
     cm = ConfusionMatrix(spec.num_classes, class_names=spec.class_names, background=spec.background)
     model.eval().to(device)
     for start in range(0, len(ds), batch_size):
-        x = ds.images[start : start + batch_size].to(device)
-        y = ds.masks[start : start + batch_size].to(device)
+        x = ds.batch(start, start + batch_size).to(device)
+        y = ds.masks[start : start + batch_size].to(device, torch.long)
         cm.update(model(x).argmax(1), y)
     return cm.compute()
 
@@ -137,7 +136,9 @@ def run_training(
     if splits is None:
         splits = prepare_splits(cfg)
     train, val = splits["train"], splits["val"]
-    class_map = FolderDataset(cfg.data, split="train", **cfg.dataset_options()).class_map
+    class_map = train.class_map
+    if class_map is None:
+        class_map = cfg.open_dataset("train").class_map
 
     mean, std = band_statistics(train.images)
     spec = ModelSpec(
@@ -261,10 +262,7 @@ def prepare_splits(
     runs that differ only in it can share them).
     """
     needs_masks = cfg.supervision == "full" or cfg.points_file is None
-    datasets = {
-        s: FolderDataset(cfg.data, split=s, require_masks=needs_masks, **cfg.dataset_options())
-        for s in ("train", "val", "test")
-    }
+    datasets = {s: cfg.open_dataset(s, require_masks=needs_masks) for s in ("train", "val", "test")}
     class_map = datasets["train"].class_map
     points = None
     if cfg.points_file is not None:
