@@ -202,12 +202,24 @@ class RecordDataset:
         with Image.open(rec.image) as im:
             return (im.height, im.width)
 
+    def read_image(self, record: Record) -> tuple[np.ndarray, Any]:
+        """Decode a record's image (a hook for loaders with unusual files).
+
+        Returns the (H, W, C) array with ``bands`` applied, and its Georef or None.
+        """
+        return read_image(record.image, bands=self.bands)
+
+    def read_mask(self, record: Record) -> np.ndarray:
+        """Decode a record's mask into (H, W) uint8 source-class indices (255 = ignore)."""
+        assert record.mask is not None  # callers check
+        return read_mask(record.mask, self.source_class_map)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
-        image, georef = read_image(rec.image, bands=self.bands)
+        image, georef = self.read_image(rec)
         sample: dict[str, Any] = {"image": image, "name": rec.name, "georef": georef}
         if rec.mask is not None:
-            mask = read_mask(rec.mask, self.source_class_map)
+            mask = self.read_mask(rec)
             if mask.shape != image.shape[:2]:
                 raise ValueError(
                     f"mask {rec.mask} is {mask.shape[1]}x{mask.shape[0]} but image {rec.image} "

@@ -9,6 +9,8 @@ from typing import Any
 
 from pointseg.data.base import RecordDataset
 from pointseg.data.folder import FolderDataset
+from pointseg.data.loveda import loveda
+from pointseg.data.oxford_pet import oxford_pet
 from pointseg.data.synthetic import make_synthetic_dataset
 
 __all__ = [
@@ -73,6 +75,10 @@ def _synthetic(
 ) -> FolderDataset:
     make_synthetic_dataset(root, n_images=n_images, size=size, seed=seed)
     return FolderDataset(root, **kwargs)
+
+
+register_dataset("oxford_pet")(oxford_pet)
+register_dataset("loveda")(loveda)
 
 
 def list_class_presets() -> list[str]:

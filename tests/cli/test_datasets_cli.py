@@ -1,0 +1,93 @@
+"""The named dataset loaders through the CLI and the trainer: one sample dict for all."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pointseg.cli import main
+
+TINY = [
+    "--image-size",
+    "32",
+    "--model-options",
+    '{"base_channels": 4, "depth": 2}',
+    "--batch-size",
+    "4",
+    "--n-segments",
+    "30",
+    "--n-points",
+    "6",
+    "--max-epochs",
+    "1",
+    "--accelerator",
+    "cpu",
+]
+
+
+def _pet_layout(root, n=16, size=32):
+    """A small Oxford-IIIT Pet layout: a bright disc (pet) on a dark ground, border ring."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True)
+    yy, xx = np.mgrid[:size, :size]
+    lines = []
+    for k in range(n):
+        cy, cx, r = rng.integers(10, 22), rng.integers(10, 22), rng.integers(5, 9)
+        d = np.hypot(yy - cy, xx - cx)
+        trimap = np.where(d < r, 1, np.where(d < r + 1.5, 3, 2)).astype(np.uint8)
+        img = np.where((trimap == 1)[..., None], 200, 40) + rng.integers(0, 20, (size, size, 3))
+        name = f"{'Bengal' if k % 2 else 'beagle'}_{k}"
+        Image.fromarray(img.astype(np.uint8)).save(root / "images" / f"{name}.jpg", quality=95)
+        Image.fromarray(trimap).save(root / "annotations" / "trimaps" / f"{name}.png")
+        lines.append((name, 6 if k % 2 else 12, 1 if k % 2 else 2, 1))
+    train, test = lines[:12], lines[12:]
+    for part, rows in (("trainval", train), ("test", test)):
+        text = "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows)
+        (root / "annotations" / f"{part}.txt").write_text(text)
+    return root
+
+
+def test_list_datasets_maps_and_experiments(capsys):
+    assert main(["list", "datasets"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"folder", "oxford_pet", "loveda"} <= set(names)
+    assert main(["list", "maps"]) == 0
+    assert "dubai-to-landcoverai" in capsys.readouterr().out
+    assert main(["list", "experiments"]) == 0
+    assert "small" in capsys.readouterr().out.split()
+
+
+def test_train_on_oxford_pet_by_name(tmp_path, capsys):
+    data = _pet_layout(tmp_path / "pets")
+    out = tmp_path / "run"
+    args = ["-q", "train", str(data), "--dataset", "oxford_pet", "--out", str(out), *TINY]
+    args += ["--dataset-option", "val_fraction=0.25", "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    cfg = (out / "config.yaml").read_text()
+    assert "dataset: oxford_pet" in cfg and "val_fraction: 0.25" in cfg
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"val", "test"}
+    stats = json.loads((out / "label_stats.json").read_text())
+    assert stats["n_images"] == 9  # 12 trainval images, a quarter carved off for validation
+    assert metrics["test"]["class_names"] == ["pet", "background"]
+    assert metrics["test"]["background"] == "background"
+
+
+def test_dataset_errors_are_one_line(tmp_path, capsys):
+    assert main(["-q", "train", str(tmp_path), "--dataset", "nope", *TINY]) == 2
+    assert "available datasets" in capsys.readouterr().err
+    data = _pet_layout(tmp_path / "pets")
+    args = ["-q", "train", str(data), "--dataset", "oxford_pet", "--classes", "dubai", *TINY]
+    assert main(args) == 2
+    assert "remap" in capsys.readouterr().err
+    assert main(["-q", "train", str(tmp_path / "nowhere"), "--dataset", "oxford_pet", *TINY]) == 2
+    assert "robots.ox.ac.uk" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=3"])
+def test_dataset_option_needs_key_value(bad, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "x", "--dataset-option", bad])
+    assert "KEY=VALUE" in capsys.readouterr().err
