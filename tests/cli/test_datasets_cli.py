@@ -91,3 +91,59 @@ def test_dataset_option_needs_key_value(bad, capsys):
     with pytest.raises(SystemExit):
         main(["train", "x", "--dataset-option", bad])
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def _landcoverai_zip(tmp_path):
+    """A LandCover.ai v1 zip with one 600 x 1030 orthophoto (two full 512 px tiles)."""
+    import zipfile
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    src = tmp_path / "release"
+    for d in ("images", "masks"):
+        (src / d).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    profile = {
+        "driver": "GTiff",
+        "height": 600,
+        "width": 1030,
+        "crs": "EPSG:2180",
+        "transform": from_origin(400000.0, 500000.0, 0.25, 0.25),
+    }
+    with rasterio.open(src / "images" / "N-34-1.tif", "w", count=3, dtype="uint8", **profile) as f:
+        f.write(rng.integers(0, 256, (3, 600, 1030), dtype=np.uint8))
+    with rasterio.open(src / "masks" / "N-34-1.tif", "w", count=1, dtype="uint8", **profile) as f:
+        f.write(rng.integers(0, 5, (1, 600, 1030), dtype=np.uint8))
+    for part, stems in (("train", ["N-34-1_0"]), ("val", []), ("test", ["N-34-1_1"])):
+        (src / f"{part}.txt").write_text("".join(f"{s}\n" for s in stems))
+    zip_path = tmp_path / "landcover.ai.v1.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
+    return zip_path
+
+
+def test_prepare_landcoverai_checks_the_zip_then_tiles(tmp_path, capsys, monkeypatch):
+    import pointseg.data.landcoverai as lc
+    from pointseg.data.archives import file_md5
+
+    zip_path = _landcoverai_zip(tmp_path)
+    root = tmp_path / "lcai"
+    assert main(["-q", "prepare", "landcoverai", str(root), "--archive", str(zip_path)]) == 2
+    err = capsys.readouterr().err
+    assert "MD5" in err and lc.LANDCOVERAI_MD5 in err and "\n" == err[-1] and err.count("\n") == 1
+    monkeypatch.setattr(lc, "LANDCOVERAI_MD5", file_md5(zip_path))
+    assert main(["-q", "prepare", "landcoverai", str(root), "--archive", str(zip_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 images (train 1, val 0, test 1)" in out and "woodland" in out
+    assert sorted(p.name for p in (root / "tiles" / "images").iterdir()) == [
+        "N-34-1_0.png",
+        "N-34-1_1.png",
+    ]
+
+
+def test_prepare_without_data_points_to_the_download(tmp_path, capsys):
+    assert main(["-q", "prepare", "landcoverai", str(tmp_path / "empty")]) == 2
+    assert "landcover.ai" in capsys.readouterr().err

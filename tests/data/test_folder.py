@@ -88,8 +88,16 @@ def test_mask_size_mismatch(tmp_path):
 
 
 def test_registry_and_synthetic_splits(tiny_synthetic, tmp_path):
-    assert list_datasets() == ["folder", "synthetic"]
-    with pytest.raises(ValueError, match="folder, synthetic"):
+    assert {
+        "folder",
+        "synthetic",
+        "landcoverai",
+        "oxford_pet",
+        "loveda",
+        "potsdam",
+        "vaihingen",
+    } == set(list_datasets())
+    with pytest.raises(ValueError, match="folder, landcoverai, loveda, oxford_pet"):
         get_dataset("nope")
     train = get_dataset("folder", root=tiny_synthetic, split="train")
     test = get_dataset("folder", root=tiny_synthetic, split="test")

@@ -1,4 +1,9 @@
-"""Datasets: one record-based dataset for every loader, class files and mappings, splits."""
+"""Datasets: one record-based dataset for every loader, class files and mappings, splits.
+
+The loaders of public datasets are reached by name through :func:`get_dataset`
+(``landcoverai``, ``oxford_pet``, ``loveda``, ``potsdam``, ``vaihingen``); their modules
+(:mod:`pointseg.data.landcoverai`, ...) hold the builders and the ``prepare_*`` functions.
+"""
 
 from pointseg.data.base import Record, RecordDataset, carve_validation
 from pointseg.data.classes import (
@@ -8,6 +13,9 @@ from pointseg.data.classes import (
     load_class_file,
 )
 from pointseg.data.folder import FolderDataset, scan_folder
+from pointseg.data.landcoverai import prepare_landcoverai
+from pointseg.data.loveda import prepare_loveda
+from pointseg.data.oxford_pet import prepare_oxford_pet
 from pointseg.data.registry import (
     get_dataset,
     list_class_presets,
@@ -39,6 +47,9 @@ __all__ = [
     "load_remap_file",
     "make_remap",
     "make_synthetic_dataset",
+    "prepare_landcoverai",
+    "prepare_loveda",
+    "prepare_oxford_pet",
     "read_split_file",
     "register_dataset",
     "resolve_class_file",

@@ -211,7 +211,8 @@ class RecordDataset:
 
     def read_mask(self, record: Record) -> np.ndarray:
         """Decode a record's mask into (H, W) uint8 source-class indices (255 = ignore)."""
-        assert record.mask is not None  # callers check
+        if record.mask is None:
+            raise ValueError(f"image {record.image} has no mask")
         return read_mask(record.mask, self.source_class_map)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -268,7 +268,8 @@ class OxfordPetDataset(RecordDataset):
 
     def read_mask(self, record: Record) -> np.ndarray:
         """The trimap as class indices; in the breed scheme pet pixels get the image's breed."""
-        assert record.mask is not None  # callers check
+        if record.mask is None:
+            raise ValueError(f"image {record.image} has no trimap")
         mask = read_mask(record.mask, self.trimap_class_map)
         if self.pet_classes is not None:
             lut = self._lut.copy()

@@ -9,6 +9,8 @@ from typing import Any
 
 from pointseg.data.base import RecordDataset
 from pointseg.data.folder import FolderDataset
+from pointseg.data.isprs import potsdam, vaihingen
+from pointseg.data.landcoverai import landcoverai
 from pointseg.data.loveda import loveda
 from pointseg.data.oxford_pet import oxford_pet
 from pointseg.data.synthetic import make_synthetic_dataset
@@ -53,7 +55,9 @@ def list_datasets() -> list[str]:
 def get_dataset(name: str, **kwargs: Any) -> RecordDataset:
     """Build a dataset by name; every dataset yields the same sample dicts.
 
-    ``folder``: ``get_dataset("folder", root=..., classes=..., split=...)``.
+    ``folder``: ``get_dataset("folder", root=..., classes=..., split=...)``;
+    ``landcoverai``, ``oxford_pet``, ``loveda``, ``potsdam``, ``vaihingen``: the official
+    layouts under ``root`` with their own classes and splits (see each builder's docstring).
     ``synthetic``: ``get_dataset("synthetic", root=..., n_images=..., size=..., seed=...,
     split=...)`` generates the scenes under ``root`` first (once).
     """
@@ -77,8 +81,11 @@ def _synthetic(
     return FolderDataset(root, **kwargs)
 
 
+register_dataset("landcoverai")(landcoverai)
 register_dataset("oxford_pet")(oxford_pet)
 register_dataset("loveda")(loveda)
+register_dataset("potsdam")(potsdam)
+register_dataset("vaihingen")(vaihingen)
 
 
 def list_class_presets() -> list[str]:

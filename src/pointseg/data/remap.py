@@ -111,7 +111,8 @@ def _class_map(value: Any, *, where: str) -> ClassMap:
         path = resolve_class_file(value)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{where}: {exc}") from None
-    assert path is not None  # value is not None here
+    if path is None:
+        raise ValueError(f"{where}: no class file given")
     return load_class_file(path)
 
 
@@ -130,7 +131,8 @@ def load_remap_file(path: str | Path, *, source: ClassMap | None = None) -> Clas
     from pointseg.data.registry import resolve_map_file
 
     path = resolve_map_file(path)
-    assert path is not None  # a None path is not accepted by the signature
+    if path is None:
+        raise ValueError("no class mapping file given")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

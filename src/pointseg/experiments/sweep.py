@@ -287,7 +287,7 @@ def _row(sweep: Sweep, r: RunRecord) -> dict[str, Any]:
         "run": r.run,
         "status": r.status,
         "supervision": supervision,
-        "n_points": r.settings.get("n_points", 50),
+        "n_points": r.settings.get("n_points", 50) if supervision == "points" else "-",
         "points_clicked": clicked,
         "points_per_image": clicked / r.label_stats["n_images"]
         if clicked == clicked and r.label_stats.get("n_images")
@@ -356,6 +356,20 @@ def summarise(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[di
     return out
 
 
+def _table_keys(
+    sweep: Sweep, rows: Sequence[Mapping[str, Any]], extra_cols: Sequence[str]
+) -> list[str]:
+    """The settings that vary between runs (seeds excepted): the rows of results.md."""
+    keys = []
+    if len({r["supervision"] for r in rows}) > 1:
+        keys.append("supervision")
+    varied = set(sweep.grid) | {k for e in sweep.extra for k in e}
+    if "n_points" in varied:
+        keys.append("n_points")
+    keys += [k for k in extra_cols if k != "seed" and k not in keys]
+    return keys or ["supervision"]
+
+
 def write_results(sweep: Sweep, records: Sequence[RunRecord]) -> None:
     """``results.csv`` (one row per run), ``results.md`` (mean ± std over seeds) and plots."""
     rows = [_row(sweep, r) for r in records]
@@ -366,7 +380,7 @@ def write_results(sweep: Sweep, records: Sequence[RunRecord]) -> None:
     writer.writerows(rows)
     sweep.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(sweep.out / "results.csv", buf.getvalue())
-    keys = [k for k in extra_cols if k != "seed"] or ["supervision"]
+    keys = _table_keys(sweep, rows, extra_cols)
     summary = summarise(rows, keys)
     lines = [
         f"# {sweep.name}",
