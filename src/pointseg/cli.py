@@ -21,6 +21,10 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    # the console shows `level` even when a library logger is turned up for a file handler
+    # (the sweep runner copies INFO records into each run's train.log)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -201,3 +201,20 @@ def test_shipped_sweeps_load_and_name_valid_settings():
 def test_unknown_sweep_name_lists_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="small"):
         load_sweep("no-such-sweep")
+
+
+def test_each_run_keeps_a_log_file(tmp_path):
+    import logging
+
+    def train(cfg):
+        logging.getLogger("pointseg.training.train").info("epoch 0 done")
+        _fake_train([])(cfg)
+
+    package = logging.getLogger("pointseg")
+    before = package.level
+    run_sweep(load_sweep(_sweep_file(tmp_path, {"n_points": [10]})), train=train)
+    log = (tmp_path / "out" / "runs" / "n_points=10" / "train.log").read_text()
+    assert "epoch 0 done" in log and "run n_points=10" in log
+    assert package.level == before and not any(
+        isinstance(h, logging.FileHandler) for h in package.handlers
+    )

@@ -25,6 +25,7 @@ a run that fails gets ``error.txt`` and the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -32,7 +33,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,11 +214,13 @@ def run_sweep(
             )
             (run_dir / "metrics.json").unlink()
         t = time.perf_counter()
+        run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            cfg = TrainConfig.from_dict(settings)
-            train(cfg)
+            with _run_log(run_dir / "train.log"):
+                logger.info("run %s: %s", name, settings)
+                cfg = TrainConfig.from_dict(settings)
+                train(cfg)
         except Exception as exc:  # a failed run is recorded, the sweep goes on
-            run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "error.txt", traceback.format_exc())
             logger.warning("run %s failed: %s", name, exc)
             records.append(
@@ -231,6 +234,25 @@ def run_sweep(
         records.append(record)
     write_results(sweep, records)
     return records
+
+
+@contextlib.contextmanager
+def _run_log(path: Path) -> Iterator[None]:
+    """Copy pointseg's log records (INFO and above) into ``path`` while a run trains."""
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("pointseg")
+    level = package.level
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)  # the file gets INFO even when the console is quiet
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        handler.close()
 
 
 # settings that do not change a run's result
@@ -449,9 +471,15 @@ def _plot_against(
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    full_keys = [k for k in others if k != "n_points"]
+    color_of: dict[tuple, str] = {}
     for i, (label, by_x) in enumerate(sorted(series.items(), key=lambda kv: _sort_key(kv[0]))):
         if len(by_x) < 2 and x == "n_segments":
             continue
+        color = colors[i % len(colors)]
+        color_of.setdefault(
+            tuple(v for k, v in zip(others, label, strict=True) if k != "n_points"), color
+        )
         xv = sorted(by_x)
         name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or "points"
         ax.errorbar(
@@ -460,22 +488,20 @@ def _plot_against(
             yerr=[np.std(by_x[v]) for v in xv],
             marker="o",
             capsize=3,
-            color=colors[i % len(colors)],
+            color=color,
             label=name,
         )
     full_groups: dict[tuple, list[float]] = {}
     for r in full:
-        label = tuple(r.get(k) for k in others if k != "n_points")
+        label = tuple(r.get(k) for k in full_keys)
         full_groups.setdefault(label, []).append(float(r["test_miou"]))
-    full_keys = [k for k in others if k != "n_points"]
-    for j, (label, mious) in enumerate(
-        sorted(full_groups.items(), key=lambda kv: _sort_key(kv[0]))
-    ):
+    ordered = sorted(full_groups.items(), key=lambda kv: _sort_key(kv[0]))
+    for label, mious in ordered:
         name = ", ".join(f"{k}={v}" for k, v in zip(full_keys, label, strict=True))
         ax.axhline(
             float(np.mean(mious)),
-            color="k",
-            linestyle=("--", ":", "-.")[j % 3],
+            color=color_of.get(label, "k"),
+            linestyle="--",
             label="full masks" + (f" ({name})" if name else ""),
         )
     xlabel = "query points per image" if x == "n_points" else "superpixels per image"
