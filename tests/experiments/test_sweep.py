@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from pointseg.experiments import load_sweep, run_sweep
-from pointseg.training import run_training
+from pointseg.training import TrainConfig, run_training
 
 
 def _write(tmp_path, data_root, **extra_keys):
@@ -191,6 +191,8 @@ def test_shipped_sweeps_load_and_name_valid_settings():
         sweep = load_sweep(name, base_overrides={"data": "/elsewhere"})
         assert sweep.base["data"] == "/elsewhere"
         assert sweep.runs()
+        for _, settings in sweep.runs():
+            TrainConfig.from_dict(settings).validate()  # names a registered dataset, model...
     small = load_sweep("small")
     points = sorted({s["n_points"] for _, s in small.runs() if s.get("supervision") != "full"})
     assert points == [10, 20, 30, 40, 50]

@@ -87,6 +87,19 @@ class TrainConfig:
                 f"unknown dataset {self.dataset!r}; available datasets: "
                 f"{', '.join(list_datasets())}"
             )
+        from pointseg.losses import list_losses
+        from pointseg.models import list_models
+        from pointseg.points import list_point_schemes
+        from pointseg.superpixels import list_superpixel_methods
+
+        for what, value, valid in (
+            ("model", self.model, list_models()),
+            ("loss", self.loss, list_losses()),
+            ("superpixels", self.superpixels, list_superpixel_methods()),
+            ("point_scheme", self.point_scheme, list_point_schemes()),
+        ):
+            if value not in valid:
+                raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
         if self.supervision not in ("points", "full"):
             raise ValueError(f"supervision must be 'points' or 'full', got {self.supervision!r}")
         for name in ("batch_size", "max_epochs", "n_segments"):
