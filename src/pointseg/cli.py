@@ -272,11 +272,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("predict", help="class maps (PNG, GeoTIFF) and overlays for images")
-    p.add_argument("model", help="model.pt written by 'pointseg train'")
+    p.add_argument(
+        "model", help="model.pt written by 'pointseg train', or a .onnx from 'pointseg export'"
+    )
     p.add_argument("input", help="an image or a folder of images")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-overlays", action="store_true")
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained model to ONNX (dynamic size; checked against PyTorch)",
+        description="Needs onnx and onnxruntime (pip install onnx onnxruntime). The ONNX file "
+        "carries the model's classes, bands and normalisation; 'pointseg predict MODEL.onnx' "
+        "runs it through onnxruntime.",
+    )
+    p.add_argument("model", help="model.pt (or its run folder)")
+    p.add_argument("out", help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (9-20; default 18)")
+    p.add_argument(
+        "--fixed-size",
+        type=int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="export for one input size instead of any height/width",
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
 
     p = sub.add_parser(
         "prepare",
@@ -583,11 +604,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pointseg.metrics import format_metrics_table, save_metrics_json
-    from pointseg.models import load_model
-    from pointseg.predict import evaluate_dataset, resolve_device
+    from pointseg.predict import evaluate_dataset, open_model, resolve_device
 
     device = resolve_device(args.device)
-    model, spec = load_model(args.model, map_location=device)
+    model, spec = open_model(args.model, device=device)
     if args.bands is None:
         args.bands = spec.bands
     ds = _dataset(args, args.split)
@@ -614,6 +634,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         progress=_progress(not args.quiet, "predicting"),
     )
     print(f"{len(files)} class maps -> {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pointseg.export import export_onnx
+
+    out = export_onnx(
+        args.model,
+        args.out,
+        opset=args.opset,
+        dynamic_size=args.fixed_size is None,
+        input_size=tuple(args.fixed_size) if args.fixed_size else None,
+        verify=not args.no_verify,
+    )
+    checked = "" if args.no_verify else " (outputs checked against PyTorch)"
+    print(f"ONNX model -> {out}{checked}")
     return 0
 
 
@@ -690,6 +726,7 @@ _COMMANDS = {
     "experiment": _cmd_experiment,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "export": _cmd_export,
     "prepare": _cmd_prepare,
     "list": _cmd_list,
 }
@@ -702,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(-1 if args.quiet else args.verbose)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as exc:
         if args.verbose > 1:
             raise
         print(f"pointseg {args.command}: error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ The points of one image are an ``np.ndarray`` of shape ``(N, 3)`` and dtype ``in
 columns ``x`` (column index), ``y`` (row index) and ``class`` (class index).
 """
 
+from pointseg.points.geo import GeoPointReport, read_geo_points
 from pointseg.points.io import (
     CSV_COLUMNS,
     SUPPORTED_POINT_SUFFIXES,
@@ -26,11 +27,13 @@ __all__ = [
     "CSV_COLUMNS",
     "POINT_SCHEMES",
     "SUPPORTED_POINT_SUFFIXES",
+    "GeoPointReport",
     "PointReport",
     "image_seed",
     "image_stem",
     "list_point_schemes",
     "points_to_mask",
+    "read_geo_points",
     "read_points",
     "read_points_csv",
     "read_points_geojson",

@@ -76,7 +76,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Suffixes :func:`read_geo_points` reads without an OGR library (other suffixes go to OGR).
+#: Typical point-file suffixes: GeoJSON and CSV are parsed directly, anything else (``.gpkg``,
+#: ``.shp``, ...) is read through OGR (pyogrio or fiona).
 GEO_POINT_SUFFIXES: tuple[str, ...] = (".geojson", ".json", ".gpkg", ".shp", ".csv")
 
 #: Accepted coordinate column pairs of a CSV (case-insensitive), tried in this order.
@@ -94,8 +95,8 @@ RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 
 _JSON_SUFFIXES = (".geojson", ".json")
 
-#: Largest window (in pixels) read at once when checking the nodata mask at many points.
-_MASK_WINDOW_PIXELS = 4 * 1024 * 1024
+#: Side of the windows in which the nodata mask is read at the points.
+_MASK_CHUNK = 256
 
 _MISSING = "<missing>"
 
@@ -230,7 +231,9 @@ def _crs_class() -> Any:
     try:
         from rasterio.crs import CRS
     except ImportError as exc:  # pragma: no cover - rasterio is a core dependency
-        raise ImportError("reading map-coordinate points needs rasterio: pip install rasterio") from exc
+        raise ImportError(
+            "reading map-coordinate points needs rasterio: pip install rasterio"
+        ) from exc
     return CRS
 
 
@@ -263,13 +266,13 @@ def _parse_crs(value: Any, where: str) -> Any:
 def _crs_name(crs: Any) -> str:
     try:
         epsg = crs.to_epsg()
-    except Exception:  # noqa: BLE001 - to_epsg may fail on exotic CRSs
+    except Exception:  # to_epsg may fail on exotic CRSs
         epsg = None
     if epsg is not None:
         return f"EPSG:{epsg}"
     try:
         authority = crs.to_authority()
-    except Exception:  # noqa: BLE001
+    except Exception:
         authority = None
     if authority:
         return f"{authority[0]}:{authority[1]}"
@@ -281,33 +284,34 @@ _WGS84_NAMES = frozenset({"EPSG:4326", "OGC:CRS84"})
 
 
 def _same_crs(a: Any, b: Any) -> bool:
+    """Whether two CRSs are the same for the user (EPSG codes or WGS84 lon/lat match)."""
     if a == b:
         return True
     name_a, name_b = _crs_name(a), _crs_name(b)
     if name_a in _WGS84_NAMES and name_b in _WGS84_NAMES:
         return True  # both lon/lat in rasterio's traditional GIS axis order
-    return name_a == name_b and not name_a.startswith(("+", "GEOG", "PROJ", "LOCAL"))
+    return name_a == name_b and name_a.startswith("EPSG:")
 
 
-def _reproject(src_crs: Any, dst_crs: Any, xs: np.ndarray, ys: np.ndarray) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _reproject(
+    src_crs: Any, dst_crs: Any, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Reproject coordinates; points PROJ cannot transform come back as NaN."""
-    if len(xs) == 0 or _same_crs(src_crs, dst_crs):
+    if len(xs) == 0 or src_crs == dst_crs:
         return xs.astype(np.float64), ys.astype(np.float64)
     from rasterio.warp import transform
 
     try:
         tx, ty = transform(src_crs, dst_crs, xs.tolist(), ys.tolist())
         return np.asarray(tx, dtype=np.float64), np.asarray(ty, dtype=np.float64)
-    except Exception:  # noqa: BLE001 - PROJ refuses the whole batch if one point is invalid
+    except Exception:  # PROJ refuses the whole batch if one point is invalid
         logger.debug("batch reprojection failed; reprojecting point by point", exc_info=True)
     out_x = np.full(len(xs), np.nan)
     out_y = np.full(len(xs), np.nan)
     for i, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
         try:
             (px,), (py,) = transform(src_crs, dst_crs, [x], [y])
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
         out_x[i], out_y[i] = px, py
     return out_x, out_y
@@ -385,25 +389,89 @@ def _open_rasters(paths: list[Path]) -> list[_Raster]:
 
 
 def _valid_pixels(raster: _Raster, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``True`` where the dataset mask of ``raster`` is non-zero at ``(cols, rows)``."""
+    """``True`` where the dataset mask of ``raster`` is non-zero at ``(cols, rows)``.
+
+    The mask is read in aligned ``_MASK_CHUNK`` x ``_MASK_CHUNK`` windows holding points, so
+    the cost is bounded by reading the raster's mask once however many points there are.
+    """
     if raster.all_valid or len(cols) == 0:
         return np.ones(len(cols), dtype=bool)
     import rasterio
     from rasterio.windows import Window
 
+    valid = np.empty(len(cols), dtype=bool)
+    chunk_rows, chunk_cols = rows // _MASK_CHUNK, cols // _MASK_CHUNK
+    n_chunk_cols = -(-raster.width // _MASK_CHUNK)
+    chunks = chunk_rows * n_chunk_cols + chunk_cols
+    order = np.argsort(chunks, kind="stable")
+    bounds = np.flatnonzero(np.diff(chunks[order])) + 1
     with rasterio.open(raster.path) as src:
-        c0, c1 = int(cols.min()), int(cols.max()) + 1
-        r0, r1 = int(rows.min()), int(rows.max()) + 1
-        if (c1 - c0) * (r1 - r0) <= max(_MASK_WINDOW_PIXELS, 64 * len(cols)):
-            mask = src.dataset_mask(window=Window(c0, r0, c1 - c0, r1 - r0))
-            return mask[rows - r0, cols - c0] != 0
-        keys = rows.astype(np.int64) * raster.width + cols
-        unique, inverse = np.unique(keys, return_inverse=True)
-        values = np.empty(len(unique), dtype=bool)
-        for i, key in enumerate(unique.tolist()):
-            r, c = divmod(key, raster.width)
-            values[i] = src.dataset_mask(window=Window(c, r, 1, 1))[0, 0] != 0
-        return values[inverse]
+        for members in np.split(order, bounds):
+            r0 = int(chunk_rows[members[0]]) * _MASK_CHUNK
+            c0 = int(chunk_cols[members[0]]) * _MASK_CHUNK
+            window = Window(
+                c0,
+                r0,
+                min(_MASK_CHUNK, raster.width - c0),
+                min(_MASK_CHUNK, raster.height - r0),
+            )
+            mask = src.dataset_mask(window=window)
+            valid[members] = mask[rows[members] - r0, cols[members] - c0] != 0
+    return valid
+
+
+def _place_points(
+    src_crs: Any, raster_infos: list[_Raster], xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, list[list[tuple[int, int, int]]], dict[int, tuple[int, int, int]]]:
+    """Pixels of the points ``(xs, ys)`` (in ``src_crs``) on every raster.
+
+    Returns
+    -------
+    inside_any : np.ndarray of bool, shape (N,)
+        Whether the point lies inside at least one raster.
+    placements : list of list of (int, int, int)
+        Per point, the ``(raster index, col, row)`` of every raster where it is on valid data.
+    nodata_at : dict of int to (int, int, int)
+        For points on nodata somewhere, the first such ``(raster index, col, row)``.
+    """
+    n = len(xs)
+    inside_any = np.zeros(n, dtype=bool)
+    placements: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+    nodata_at: dict[int, tuple[int, int, int]] = {}
+    reprojected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for ri, raster in enumerate(raster_infos):
+        key = raster.crs.to_wkt()
+        if key not in reprojected:
+            reprojected[key] = _reproject(src_crs, raster.crs, xs, ys)
+        tx, ty = reprojected[key]
+        inv = ~raster.transform
+        with np.errstate(invalid="ignore"):
+            col = inv.a * tx + inv.b * ty + inv.c
+            row = inv.d * tx + inv.e * ty + inv.f
+            ok = (
+                np.isfinite(col)
+                & np.isfinite(row)
+                & (col >= 0)
+                & (col < raster.width)
+                & (row >= 0)
+                & (row < raster.height)
+            )
+        idx = np.flatnonzero(ok)
+        if len(idx) == 0:
+            continue
+        # pixel (c, r) covers [c, c + 1) x [r, r + 1): floor, no half-pixel shift
+        cols = np.floor(col[idx]).astype(np.int64)
+        rows = np.floor(row[idx]).astype(np.int64)
+        inside_any[idx] = True
+        valid = _valid_pixels(raster, cols, rows)
+        for i, c, r, v in zip(
+            idx.tolist(), cols.tolist(), rows.tolist(), valid.tolist(), strict=True
+        ):
+            if v:
+                placements[i].append((ri, c, r))
+            else:
+                nodata_at.setdefault(i, (ri, c, r))
+    return inside_any, placements, nodata_at
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,8 +692,7 @@ def _read_csv(path: Path, class_field: str, user_crs: Any) -> _Source:
                     _Record(
                         loc,
                         bad="short row",
-                        bad_message=f"row has {len(row)} field(s) but the header has "
-                        f"{len(header)}",
+                        bad_message=f"row has {len(row)} field(s) but the header has {len(header)}",
                     )
                 )
                 continue
@@ -692,6 +759,8 @@ def _records_from_wkb(loc: str, wkb: Any, cls: Any) -> list[_Record]:
         name, positions, _ = _wkb_points(bytes(wkb))
     except (struct.error, IndexError):
         return [_Record(loc, bad="unreadable geometry", bad_message="geometry is not valid WKB")]
+    if name.startswith("empty"):
+        return [_Record(loc, bad=name, bad_message=f"geometry is an {name}")]
     if name not in ("Point", "MultiPoint"):
         return _records_from_geometry(loc, name, None, cls)
     if name == "Point":
@@ -1002,40 +1071,12 @@ def read_geo_points(
 
     # -- pass 2: rasters -------------------------------------------------------------------------
     n = len(orders)
-    x_arr, y_arr = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-    inside_any = np.zeros(n, dtype=bool)
-    placements: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
-    nodata_at: dict[int, tuple[int, int, int]] = {}
-    reprojected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for ri, raster in enumerate(raster_infos):
-        key = raster.crs.to_wkt()
-        if key not in reprojected:
-            reprojected[key] = _reproject(source.crs, raster.crs, x_arr, y_arr)
-        tx, ty = reprojected[key]
-        inv = ~raster.transform
-        with np.errstate(invalid="ignore"):
-            col = inv.a * tx + inv.b * ty + inv.c
-            row = inv.d * tx + inv.e * ty + inv.f
-            ok = (
-                np.isfinite(col)
-                & np.isfinite(row)
-                & (col >= 0)
-                & (col < raster.width)
-                & (row >= 0)
-                & (row < raster.height)
-            )
-        idx = np.flatnonzero(ok)
-        if len(idx) == 0:
-            continue
-        cols = np.floor(col[idx]).astype(np.int64)
-        rows = np.floor(row[idx]).astype(np.int64)
-        inside_any[idx] = True
-        valid = _valid_pixels(raster, cols, rows)
-        for i, c, r, v in zip(idx.tolist(), cols.tolist(), rows.tolist(), valid.tolist(), strict=True):
-            if v:
-                placements[i].append((ri, c, r))
-            else:
-                nodata_at.setdefault(i, (ri, c, r))
+    inside_any, placements, nodata_at = _place_points(
+        source.crs,
+        raster_infos,
+        np.asarray(xs, dtype=np.float64),
+        np.asarray(ys, dtype=np.float64),
+    )
 
     # -- pass 3: duplicates and conflicts ------------------------------------------------------
     pixels: dict[tuple[int, int, int], dict[int, int]] = {}  # -> {class: first point index}

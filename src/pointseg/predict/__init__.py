@@ -2,10 +2,11 @@
 
 from pointseg.predict.evaluate import evaluate_dataset
 from pointseg.predict.folder import predict_folder
-from pointseg.predict.inference import predict_labels, predict_logits, resolve_device
+from pointseg.predict.inference import open_model, predict_labels, predict_logits, resolve_device
 
 __all__ = [
     "evaluate_dataset",
+    "open_model",
     "predict_folder",
     "predict_labels",
     "predict_logits",

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from pointseg.io.raster import IMAGE_SUFFIXES, read_image, write_label_geotiff, write_png
-from pointseg.models.registry import load_model
-from pointseg.predict.inference import predict_labels, resolve_device
+from pointseg.predict.inference import open_model, predict_labels, resolve_device
 from pointseg.viz.colors import overlay
 
 __all__ = ["predict_folder"]
@@ -53,8 +52,7 @@ def predict_folder(
         The class-map files written.
     """
     dev = resolve_device(device)
-    model, spec = load_model(model_path, map_location=dev)
-    model.to(dev)
+    model, spec = open_model(model_path, device=dev)
     out_dir = Path(out_dir)
     files = _inputs(source)
     colors = [tuple(c) for c in spec.class_colors]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pointseg.models.registry import ModelSpec
+from pointseg.models.registry import ModelSpec, load_model
 
-__all__ = ["predict_labels", "predict_logits", "resolve_device"]
+__all__ = ["open_model", "predict_labels", "predict_logits", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -24,6 +27,29 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def open_model(
+    path: str | Path, *, device: str | torch.device | None = "auto"
+) -> tuple[Any, ModelSpec]:
+    """Load a trained model for prediction: ``model.pt`` (PyTorch) or an exported ``.onnx``.
+
+    Returns
+    -------
+    model : nn.Module or pointseg.export.OnnxModel
+        In eval mode, on ``device`` (ONNX models run through onnxruntime: CPU, or CUDA when
+        ``device`` is a CUDA device and onnxruntime-gpu is installed).
+    spec : ModelSpec
+    """
+    path = Path(path)
+    dev = resolve_device(device)
+    if path.suffix.lower() == ".onnx":
+        from pointseg.export import load_onnx
+
+        model, spec = load_onnx(path, providers="cuda" if dev.type == "cuda" else "cpu")
+        return model.eval(), spec
+    model, spec = load_model(path, map_location=dev)
+    return model.to(dev).eval(), spec
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module, spec: ModelSpec, image: np.ndarray, *, device: torch.device | None = None
@@ -32,7 +58,7 @@ def predict_logits(
 
     Parameters
     ----------
-    model : nn.Module
+    model : nn.Module or pointseg.export.OnnxModel
         In eval mode.
     spec : ModelSpec
         Normalisation, band count and the training image size.
@@ -49,7 +75,8 @@ def predict_logits(
             f"the model expects {spec.in_channels} band(s), the image has shape {image.shape}; "
             "select bands with --bands or use a model trained on this band count"
         )
-    device = device or next(model.parameters()).device
+    if device is None:  # a torch module's parameters, or an ONNX model's ``device``
+        device = getattr(model, "device", None) or next(model.parameters()).device
     h, w = image.shape[:2]
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
