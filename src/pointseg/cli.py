@@ -216,7 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_args(p)
     p.add_argument("--supervision", choices=("points", "full"))
     p.add_argument(
-        "--points", dest="points_file", help="CSV/GeoJSON point labels in pixel coordinates"
+        "--points",
+        dest="points_file",
+        help="point labels: CSV/GeoJSON in pixel coordinates, or map coordinates with "
+        "--points-crs (GeoPackage/Shapefile: always map coordinates)",
+    )
+    p.add_argument(
+        "--points-crs",
+        help="the points are in map coordinates: 'file' (the file's CRS; GeoJSON default "
+        "WGS84) or a CRS such as EPSG:4326 for a CSV with x,y,class columns",
     )
     p.add_argument("--n-points", type=int, help="simulated points per image (default 50)")
     p.add_argument("--point-scheme", help="per_class (default), uniform or grid")
@@ -528,6 +536,7 @@ _TRAIN_KEYS = (
     "bands",
     "supervision",
     "points_file",
+    "points_crs",
     "n_points",
     "point_scheme",
     "superpixels",

@@ -26,8 +26,11 @@ class TrainConfig:
     (square resize; None keeps the size), ``bands``.
 
     Supervision: ``supervision`` = ``points`` (superpixel pseudo-labels from query points) or
-    ``full`` (dense masks, the upper bound); ``points_file`` (CSV/GeoJSON in pixel
-    coordinates) or simulated points ``n_points`` per image with ``point_scheme``;
+    ``full`` (dense masks, the upper bound); ``points_file`` or simulated points ``n_points``
+    per image with ``point_scheme``. A points file is in pixel coordinates (CSV/GeoJSON with
+    an ``image`` column) unless ``points_crs`` is set (``"file"``: the file's own CRS; or a
+    CRS such as ``"EPSG:4326"``) or it is a GeoPackage/Shapefile: then its points are in map
+    coordinates, reprojected onto the dataset's georeferenced images;
     ``superpixels`` method with ``n_segments``; ``fill_counts`` (coarser counts, e.g.
     ``[150, 75]``) fill what finer superpixels leave unlabelled (multi-scale propagation).
 
@@ -51,6 +54,7 @@ class TrainConfig:
     bands: list[int] | None = None
     supervision: str = "points"
     points_file: str | None = None
+    points_crs: str | None = None
     n_points: int = 50
     point_scheme: str = "per_class"
     superpixels: str = "hers"
@@ -111,6 +115,13 @@ class TrainConfig:
             raise ValueError(f"image_size must be >= 16 (or None), got {self.image_size}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def map_points(self) -> bool:
+        """Whether ``points_file`` holds points in map coordinates (see the class docstring)."""
+        if self.points_file is None:
+            return False
+        suffix = Path(self.points_file).suffix.lower()
+        return self.points_crs is not None or suffix in (".gpkg", ".shp", ".fgb")
 
     def open_dataset(self, split: str | None, *, require_masks: bool = True) -> RecordDataset:
         """The dataset of this run (one split, or all images with ``split=None``)."""

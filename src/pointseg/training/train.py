@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from pointseg.labels import PseudoLabelCache
 from pointseg.metrics import ConfusionMatrix, save_metrics_json
 from pointseg.models.registry import ModelSpec, save_model
-from pointseg.points import read_points
+from pointseg.points import read_geo_points, read_points
 from pointseg.training.callbacks import EpochCSVLogger
 from pointseg.training.config import TrainConfig
 from pointseg.training.data import (
@@ -265,7 +265,14 @@ def prepare_splits(
     datasets = {s: cfg.open_dataset(s, require_masks=needs_masks) for s in ("train", "val", "test")}
     class_map = datasets["train"].class_map
     points = None
-    if cfg.points_file is not None:
+    if cfg.points_file is not None and cfg.map_points():
+        rasters = [r.image for ds in datasets.values() for r in ds.records]
+        crs = None if cfg.points_crs in (None, "file") else cfg.points_crs
+        points, geo_report = read_geo_points(
+            cfg.points_file, rasters, class_names=list(class_map.names), crs=crs
+        )
+        logger.info("%s", geo_report)
+    elif cfg.points_file is not None:
         sizes: dict[str, tuple[int, int]] = {}
         for ds in datasets.values():
             for i, name in enumerate(ds.names):
