@@ -287,6 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-overlays", action="store_true")
+    g = p.add_argument_group(
+        "large rasters",
+        "--tiled predicts GeoTIFFs of any size in overlapping tiles with blended overlaps, in "
+        "bounded memory, into tiled compressed GeoTIFFs with the source CRS and transform",
+    )
+    g.add_argument("--tiled", action="store_true", help="tiled prediction of GeoTIFFs")
+    g.add_argument("--tile-size", type=int, default=512, help="tile side in model pixels (512)")
+    g.add_argument("--overlap", type=int, help="overlap of tiles (default tile size / 8)")
+    g.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (4)")
+    g.add_argument("--scale", type=float, default=1.0, help="resample factor for the model (1)")
+    g.add_argument("--nodata", type=float, help="source nodata value (default: the file's)")
+    g.add_argument("--probabilities", action="store_true", help="also write STEM_probs.tif")
+    g.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
 
     p = sub.add_parser(
         "export",
@@ -634,6 +647,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pointseg.predict import predict_folder
 
+    if args.tiled:
+        return _predict_tiled(args)
     files = predict_folder(
         args.model,
         args.input,
@@ -643,6 +658,46 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         progress=_progress(not args.quiet, "predicting"),
     )
     print(f"{len(files)} class maps -> {args.out}")
+    return 0
+
+
+def _predict_tiled(args: argparse.Namespace) -> int:
+    from pointseg.predict import open_model
+    from pointseg.predict.tiled import predict_raster
+
+    source = Path(args.input)
+    if source.is_dir():
+        inputs = sorted(
+            p for p in source.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt")
+        )
+        if not inputs:
+            raise FileNotFoundError(f"{source} holds no GeoTIFF (.tif, .tiff, .vrt) to predict")
+    elif source.is_file():
+        inputs = [source]
+    else:
+        raise FileNotFoundError(f"input {source} does not exist")
+    model, spec = open_model(args.model, device=args.device)
+    out_dir = Path(args.out)
+    for path in inputs:
+        summary = predict_raster(
+            model,
+            spec,
+            path,
+            out_dir / f"{path.stem}.tif",
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            probabilities=out_dir / f"{path.stem}_probs.tif" if args.probabilities else None,
+            cog=args.cog,
+            nodata=args.nodata,
+            scale=args.scale,
+            progress=not args.quiet,
+        )
+        h, w = summary["shape"]
+        print(
+            f"{path.name}: {w}x{h} px -> {summary['out']} ({summary['seconds']:.1f} s, "
+            f"{summary['megapixels_per_s']:.2f} MP/s)"
+        )
     return 0
 
 
