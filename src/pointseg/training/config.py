@@ -96,14 +96,16 @@ class TrainConfig:
         from pointseg.points import list_point_schemes
         from pointseg.superpixels import list_superpixel_methods
 
-        for what, value, valid in (
-            ("model", self.model, list_models()),
-            ("loss", self.loss, list_losses()),
-            ("superpixels", self.superpixels, list_superpixel_methods()),
-            ("point_scheme", self.point_scheme, list_point_schemes()),
+        for what, plural, value, valid in (
+            ("model", "models", self.model, list_models()),
+            ("loss", "losses", self.loss, list_losses()),
+            ("superpixels", "superpixel methods", self.superpixels, list_superpixel_methods()),
+            ("point_scheme", "point schemes", self.point_scheme, list_point_schemes()),
         ):
             if value not in valid:
-                raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+                raise ValueError(
+                    f"unknown {what} {value!r}; available {plural}: {', '.join(valid)}"
+                )
         if self.supervision not in ("points", "full"):
             raise ValueError(f"supervision must be 'points' or 'full', got {self.supervision!r}")
         for name in ("batch_size", "max_epochs", "n_segments"):
