@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import peak_rss_mib
 
 
 def write_synthetic(path: Path, size: int, seed: int = 0) -> float:
@@ -70,18 +72,6 @@ def write_synthetic(path: Path, size: int, seed: int = 0) -> float:
             block = np.clip(block.astype(np.int16) + noise, 0, 255).astype(np.uint8)
             dst.write(block, window=rasterio.windows.Window(0, y, size, h))
     return time.perf_counter() - t
-
-
-def peak_rss_mib() -> dict[str, float]:
-    out = {"ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(("VmHWM:", "VmRSS:")):
-                key = line.split(":")[0]
-                out[f"{key}_mib"] = int(line.split()[1]) / 1024
-    except OSError:  # not Linux
-        pass
-    return out
 
 
 # --------------------------------------------------------------------------------------------

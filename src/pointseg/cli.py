@@ -85,7 +85,8 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         help="dataset loader for --data: folder (default), landcoverai, oxford_pet, loveda, "
-        "potsdam, vaihingen (see 'pointseg list datasets')",
+        "potsdam, vaihingen, rasters (GeoTIFFs of any size trained on in windows from "
+        "--points; see 'pointseg list datasets')",
     )
     p.add_argument(
         "--dataset-option",
@@ -93,7 +94,8 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a loader option, e.g. border=class for oxford_pet (repeatable)",
+        help="a loader option, e.g. border=class for oxford_pet, block_size=2048 for rasters "
+        "(repeatable)",
     )
     p.add_argument(
         "--classes",
@@ -167,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--raster",
+        action="store_true",
+        help="one large georeferenced orthophoto of --size pixels (mosaic of 512 px scenes) "
+        "with a reference raster and lon/lat clicks, for --dataset rasters",
+    )
+    p.add_argument("--points-per-tile", type=int, default=8, help="--raster: clicks per scene")
+    p.add_argument(
+        "--nodata-columns", type=int, default=0, help="--raster: width of a nodata strip"
+    )
 
     p = sub.add_parser("points", help="simulate query points from dense masks and write a CSV")
     p.add_argument("data", help="folder dataset (images/, masks/)")
@@ -387,6 +399,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_synthetic(args: argparse.Namespace) -> int:
     from pointseg.data import make_synthetic_dataset
 
+    if args.raster:
+        from pointseg.data.synthetic_raster import make_synthetic_raster
+
+        made = make_synthetic_raster(
+            args.out,
+            size=args.size,
+            points_per_tile=args.points_per_tile,
+            seed=args.seed,
+            nodata_columns=args.nodata_columns,
+        )
+        print(
+            f"{args.size}x{args.size} orthophoto {made['image']} (EPSG:2180), reference "
+            f"{made['mask']}, {made['n_points']} clicks in {made['points']} (EPSG:4326), "
+            f"class file {made['classes']}"
+        )
+        return 0
     root = make_synthetic_dataset(
         args.out, n_images=args.n_images, size=args.size, seed=args.seed, overwrite=args.overwrite
     )
@@ -598,6 +626,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg.resume = args.resume
     cfg.progress = not args.quiet
     cfg.validate()
+    if cfg.dataset == "rasters":  # windows of large rasters: nothing to prepare in memory
+        result = run_training(cfg)
+        for name, metrics in result.metrics.items():
+            print(f"\n{name} metrics ({metrics.get('scored', '')}):")
+            print(format_metrics_table(metrics))
+        if (result.run_dir / "predictions").is_dir():
+            print(f"\npredicted maps: {result.run_dir / 'predictions'}")
+        print(f"\nmodel: {result.model_path}\nrun directory: {result.run_dir}")
+        return 0
     splits = prepare_splits(cfg, progress=_progress(cfg.progress, "preparing"))
     result = run_training(cfg, splits=splits)
     for name, metrics in result.metrics.items():

@@ -13,6 +13,7 @@ from pointseg.data.isprs import potsdam, vaihingen
 from pointseg.data.landcoverai import landcoverai
 from pointseg.data.loveda import loveda
 from pointseg.data.oxford_pet import oxford_pet
+from pointseg.data.rasters import RasterDataset
 from pointseg.data.synthetic import make_synthetic_dataset
 
 __all__ = [
@@ -58,6 +59,8 @@ def get_dataset(name: str, **kwargs: Any) -> RecordDataset:
     ``folder``: ``get_dataset("folder", root=..., classes=..., split=...)``;
     ``landcoverai``, ``oxford_pet``, ``loveda``, ``potsdam``, ``vaihingen``: the official
     layouts under ``root`` with their own classes and splits (see each builder's docstring).
+    ``rasters``: GeoTIFFs of any size trained on from windows and a point file
+    (:class:`pointseg.data.rasters.RasterDataset`).
     ``synthetic``: ``get_dataset("synthetic", root=..., n_images=..., size=..., seed=...,
     split=...)`` generates the scenes under ``root`` first (once).
     """
@@ -79,6 +82,11 @@ def _synthetic(
 ) -> FolderDataset:
     make_synthetic_dataset(root, n_images=n_images, size=size, seed=seed)
     return FolderDataset(root, **kwargs)
+
+
+@register_dataset("rasters")
+def _rasters(*, root: str | Path, **kwargs: Any) -> RasterDataset:
+    return RasterDataset(root, **kwargs)
 
 
 register_dataset("landcoverai")(landcoverai)

@@ -8,6 +8,7 @@ from pointseg.labels.propagation import (
     propagate_multiscale,
     propagation_stats,
 )
+from pointseg.labels.raster import pseudo_label_raster, raster_label_key
 
 __all__ = [
     "PSEUDO_LABEL_VERSION",
@@ -16,4 +17,6 @@ __all__ = [
     "propagate_labels",
     "propagate_multiscale",
     "propagation_stats",
+    "pseudo_label_raster",
+    "raster_label_key",
 ]

@@ -1,19 +1,25 @@
-"""Evaluate a saved model on a folder dataset at the images' own resolution."""
+"""Evaluate models: on a dataset at its native resolution, or maps against reference rasters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from pointseg.constants import IGNORE_INDEX
+from pointseg.data.classes import ClassMap
 from pointseg.data.folder import FolderDataset
+from pointseg.data.rasters import read_reference_window
+from pointseg.data.remap import ClassRemap
 from pointseg.metrics import ConfusionMatrix
 from pointseg.models.registry import ModelSpec
 from pointseg.predict.inference import predict_logits
 
-__all__ = ["evaluate_dataset"]
+__all__ = ["evaluate_dataset", "evaluate_label_rasters", "label_agreement"]
 
 
 def evaluate_dataset(
@@ -44,3 +50,82 @@ def evaluate_dataset(
         logits = predict_logits(model, spec, sample["image"], device=device)
         cm.update(logits.argmax(0).cpu(), torch.from_numpy(sample["mask"]))
     return cm.compute()
+
+
+def label_agreement(
+    pairs: Sequence[tuple[str | Path, str | Path]],
+    *,
+    class_map: ClassMap,
+    remap: ClassRemap | None = None,
+    block_size: int = 1024,
+) -> np.ndarray:
+    """Count label-raster pixels against reference label rasters, block by block.
+
+    Parameters
+    ----------
+    pairs : sequence of (labels, reference) paths
+        ``labels``: uint8 class indices with 255 = none (a predicted map or pseudo-labels);
+        ``reference``: a label raster on the same grid, encoded as ``class_map`` says (and
+        translated by ``remap``).
+    class_map, remap
+        How to read the reference rasters.
+    block_size : int
+        Side of the blocks read at once (memory does not depend on the raster size).
+
+    Returns
+    -------
+    np.ndarray of int64, shape (n_classes, n_classes + 1)
+        Rows: reference class; columns: label class, the last one counting pixels left
+        unlabelled (255). Pixels without a reference class are not counted.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    n = (remap.target if remap is not None else class_map).n_classes
+    matrix = np.zeros((n, n + 1), np.int64)
+    for labels_path, ref_path in pairs:
+        with rasterio.open(labels_path) as lab, rasterio.open(ref_path) as ref:
+            if (lab.height, lab.width) != (ref.height, ref.width):
+                raise ValueError(
+                    f"{labels_path} is {lab.width}x{lab.height} but the reference {ref_path} is "
+                    f"{ref.width}x{ref.height}; they must share a grid"
+                )
+            for r0 in range(0, lab.height, block_size):
+                for c0 in range(0, lab.width, block_size):
+                    w = Window(
+                        c0, r0, min(block_size, lab.width - c0), min(block_size, lab.height - r0)
+                    )
+                    truth = read_reference_window(ref, w, class_map, remap, str(ref_path))
+                    got = lab.read(1, window=w)
+                    keep = truth != IGNORE_INDEX
+                    t = truth[keep].astype(np.int64)
+                    g = got[keep].astype(np.int64)
+                    bad = (g >= n) & (g != IGNORE_INDEX)
+                    if bad.any():
+                        raise ValueError(
+                            f"{labels_path} holds class values up to {int(g.max())}, but there "
+                            f"are {n} classes (255 = unlabelled)"
+                        )
+                    g = np.where(g == IGNORE_INDEX, n, g)
+                    matrix += np.bincount(t * (n + 1) + g, minlength=n * (n + 1)).reshape(n, n + 1)
+    return matrix
+
+
+def evaluate_label_rasters(
+    pairs: Sequence[tuple[str | Path, str | Path]],
+    *,
+    class_map: ClassMap,
+    remap: ClassRemap | None = None,
+    background: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of predicted class maps against reference rasters (one confusion matrix).
+
+    Predicted nodata (255) pixels are not scored. See :func:`label_agreement`.
+    """
+    from pointseg.metrics.confusion import compute_metrics
+
+    target = remap.target if remap is not None else class_map
+    matrix = label_agreement(pairs, class_map=class_map, remap=remap)
+    metrics = compute_metrics(matrix[:, :-1], class_names=list(target.names), background=background)
+    metrics["unscored_pixels"] = int(matrix[:, -1].sum())
+    return metrics

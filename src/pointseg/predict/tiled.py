@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pointseg.io.atomic import atomic_write
+from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.models.registry import ModelSpec
 from pointseg.predict.inference import resolve_device
 
@@ -168,15 +169,6 @@ class _Axis:
         return out
 
 
-def _reflect(index: np.ndarray, n: int) -> np.ndarray:
-    """Map pixel indices outside ``[0, n)`` into it by reflection (``dcb|abcd|cba``)."""
-    if n == 1:
-        return np.zeros_like(index)
-    period = 2 * (n - 1)
-    m = np.mod(index, period)
-    return np.where(m < n, m, period - m)
-
-
 # --------------------------------------------------------------------------------------------
 # reading
 
@@ -187,16 +179,6 @@ def _rasterio() -> Any:
     except ImportError as exc:  # pragma: no cover - rasterio is a core dependency
         raise ImportError("tiled prediction needs rasterio: pip install rasterio") from exc
     return rasterio
-
-
-def _read_errors() -> tuple[type[BaseException], ...]:
-    rasterio = _rasterio()
-    errors: list[type[BaseException]] = [rasterio.errors.RasterioError]
-    with contextlib.suppress(ImportError):  # GDAL errors surface as CPLE_* exceptions
-        from rasterio._err import CPLE_BaseError
-
-        errors.append(CPLE_BaseError)
-    return tuple(errors)
 
 
 def _band_indexes(src: Any, spec: ModelSpec, path: Path) -> list[int]:
@@ -243,75 +225,6 @@ def _normalisation(spec: ModelSpec, n: int) -> tuple[list[float], list[float]]:
             "per band and a nonzero std: fix the spec (as written by 'pointseg train')"
         )
     return mean, std
-
-
-class _Source:
-    """Windowed reads of the model's bands, with reflection outside the raster."""
-
-    def __init__(self, src: Any, path: Path, indexes: list[int], nodata: float | None) -> None:
-        from rasterio.enums import MaskFlags
-
-        self.src = src
-        self.path = path
-        self.indexes = indexes
-        self.height, self.width = src.height, src.width
-        self.override = nodata
-        flags = [src.mask_flag_enums[i - 1] for i in indexes]
-        if nodata is None:
-            self.use_masks = any(f != [MaskFlags.all_valid] for f in flags)
-        else:  # the override replaces the file's nodata value, not its mask or alpha band
-            self.use_masks = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
-        self.masked = self.use_masks or nodata is not None
-        self.floating = np.issubdtype(np.dtype(src.dtypes[indexes[0] - 1]), np.floating)
-        self._errors = _read_errors()
-
-    def _read(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> np.ndarray:
-        try:
-            return fn(*args, **kwargs)
-        except self._errors as exc:
-            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
-            raise ValueError(
-                f"cannot read {what} of {self.path} (window {kwargs.get('window')}): "
-                f"{exc}{cause}; "
-                "the file may be truncated or corrupt: check it with gdalinfo -checksum"
-            ) from exc
-
-    def region(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        """Pixels ``[r0, r1) x [c0, c1)`` (may extend beyond the raster), shape (bands, h, w)."""
-        from rasterio.windows import Window
-
-        (r0, r1), (c0, c1) = rows, cols
-        inside = r0 >= 0 and c0 >= 0 and r1 <= self.height and c1 <= self.width
-        if inside:
-            window = Window(c0, r0, c1 - c0, r1 - r0)
-            return self._read("pixels", self.src.read, self.indexes, window=window)
-        iy = _reflect(np.arange(r0, r1), self.height)
-        ix = _reflect(np.arange(c0, c1), self.width)
-        y0, y1, x0, x1 = int(iy.min()), int(iy.max()) + 1, int(ix.min()), int(ix.max()) + 1
-        data = self._read(
-            "pixels", self.src.read, self.indexes, window=Window(x0, y0, x1 - x0, y1 - y0)
-        )
-        return data[:, (iy - y0)[:, None], (ix - x0)[None, :]]
-
-    def invalid(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray | None:
-        """Nodata pixels of ``[r0, r1) x [c0, c1)`` (inside the raster); None when none can be."""
-        if not self.masked:
-            return None
-        from rasterio.windows import Window
-
-        (r0, r1), (c0, c1) = rows, cols
-        window = Window(c0, r0, c1 - c0, r1 - r0)
-        invalid = np.zeros((r1 - r0, c1 - c0), bool)
-        if self.use_masks:
-            masks = self._read("masks", self.src.read_masks, self.indexes, window=window)
-            invalid |= ~masks.any(axis=0)
-        if self.override is not None:
-            data = self._read("pixels", self.src.read, self.indexes, window=window)
-            if math.isnan(self.override):
-                invalid |= np.isnan(data).all(axis=0)
-            else:
-                invalid |= (data == self.override).all(axis=0)
-        return invalid
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,12 +527,12 @@ def predict_raster(
         with env, contextlib.ExitStack() as stack:
             try:
                 src = stack.enter_context(rasterio.open(source))
-            except _read_errors() as exc:
+            except read_errors() as exc:
                 raise ValueError(
                     f"cannot read {source} as a raster: {exc}; is it a complete GeoTIFF?"
                 ) from exc
             indexes = _band_indexes(src, spec, source)
-            reader = _Source(src, source, indexes, nodata)
+            reader = RasterWindows(src, source, indexes, nodata)
             window = blend_window(tile, ovl)
             runner = _Runner(
                 model,
@@ -780,7 +693,7 @@ def _plan(ay: _Axis, ax: _Axis, block: int) -> Iterator[_Block]:
 
 
 def _batches(
-    reader: _Source, ay: _Axis, ax: _Axis, block: int, batch_size: int, runner: _Runner
+    reader: RasterWindows, ay: _Axis, ax: _Axis, block: int, batch_size: int, runner: _Runner
 ) -> Iterator[dict[tuple[int, int], torch.Tensor]]:
     """Weighted probabilities of every tile, in the order the blocks need them.
 
@@ -809,7 +722,7 @@ def _batches(
 
 @torch.inference_mode()
 def _predict_blocks(
-    reader: _Source,
+    reader: RasterWindows,
     runner: _Runner,
     spec: ModelSpec,
     out: Path,
@@ -924,7 +837,7 @@ def _argmax(acc: torch.Tensor) -> torch.Tensor:
 
 
 def _write_block(
-    reader: _Source,
+    reader: RasterWindows,
     dst: Any,
     pdst: Any,
     acc: torch.Tensor,

@@ -23,7 +23,10 @@ class TrainConfig:
     ``dataset_options``, ``classes`` (folder datasets: class file or preset; default
     ``data/classes.yaml``), ``remap`` (class mapping file or preset), ``split_file`` or the
     dataset's own split or (``fractions``, ``split_seed``, ``group_pattern``), ``image_size``
-    (square resize; None keeps the size), ``bands``.
+    (square resize; None keeps the size), ``bands``. With ``dataset="rasters"``, ``data`` is a
+    GeoTIFF (or a folder of them) of any size trained on in windows of ``image_size`` pixels
+    from ``points_file`` (see :mod:`pointseg.training.windows`); ``n_segments`` then counts
+    superpixels per window.
 
     Supervision: ``supervision`` = ``points`` (superpixel pseudo-labels from query points) or
     ``full`` (dense masks, the upper bound); ``points_file`` or simulated points ``n_points``

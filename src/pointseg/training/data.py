@@ -27,6 +27,7 @@ __all__ = [
     "PreparedSplit",
     "SegmentationArrayDataset",
     "band_statistics",
+    "flip_rotate",
     "prepare_split",
 ]
 
@@ -200,6 +201,21 @@ def prepare_split(
     )
 
 
+def flip_rotate(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of the 8 flips / 90 degree rotations, at random (torch's generator), of both.
+
+    ``image`` is (C, H, W), ``mask`` (H, W); rotations only apply to square ones.
+    """
+    r = int(torch.randint(0, 8, (1,)).item())
+    if r & 1:
+        image, mask = image.flip(-1), mask.flip(-1)
+    if r & 2:
+        image, mask = image.flip(-2), mask.flip(-2)
+    if r & 4 and image.shape[-1] == image.shape[-2]:
+        image, mask = image.transpose(-1, -2), mask.transpose(-1, -2)
+    return image, mask
+
+
 def band_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-band mean and standard deviation of (N, H, W, C) images.
 
@@ -273,11 +289,5 @@ class SegmentationArrayDataset(Dataset):
         image = (self.images[index].permute(2, 0, 1).float() - self.mean) / self.std
         mask = self.masks[index].long()
         if self.augment:
-            r = torch.randint(0, 8, (1,)).item()
-            if r & 1:
-                image, mask = image.flip(-1), mask.flip(-1)
-            if r & 2:
-                image, mask = image.flip(-2), mask.flip(-2)
-            if r & 4 and image.shape[-1] == image.shape[-2]:
-                image, mask = image.transpose(-1, -2), mask.transpose(-1, -2)
+            image, mask = flip_rotate(image, mask)
         return {"image": image, "mask": mask, "name": self.names[index]}

@@ -132,6 +132,10 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.dataset == "rasters":
+        if splits is not None:
+            raise ValueError("prepared splits cannot be given to a run on the rasters dataset")
+        return _run_raster_training(cfg, run_dir, callbacks, t0)
 
     if splits is None:
         splits = prepare_splits(cfg)
@@ -141,19 +145,62 @@ def run_training(
         class_map = cfg.open_dataset("train").class_map
 
     mean, std = band_statistics(train.images)
-    spec = ModelSpec(
+    spec = _model_spec(cfg, class_map, train.images.shape[-1], mean, std, cfg.image_size)
+    train_ds = SegmentationArrayDataset(train, mean=mean, std=std, augment=True)
+    val_ds = SegmentationArrayDataset(val, mean=mean, std=std, use_masks=True)
+    task, trainer, best = _fit(
+        cfg,
+        spec,
+        _loader(train_ds, cfg, shuffle=True),
+        _loader(val_ds, cfg, shuffle=False),
+        run_dir,
+        callbacks,
+    )
+    model_path = save_model(run_dir / "model.pt", task.model, spec)
+
+    device = next(task.model.parameters()).device
+    metrics: dict[str, Any] = {}
+    for name in ("val", "test"):
+        split = splits.get(name)
+        if split is not None and len(split.names):
+            metrics[name] = evaluate_prepared(
+                task.model, split, spec, device=device, batch_size=cfg.batch_size
+            )
+    return _finish(cfg, run_dir, model_path, best, trainer, metrics, train.stats, t0, splits)
+
+
+def _model_spec(
+    cfg: TrainConfig,
+    class_map: Any,
+    in_channels: int,
+    mean: list[float],
+    std: list[float],
+    image_size: int | None,
+) -> ModelSpec:
+    return ModelSpec(
         name=cfg.model,
         num_classes=class_map.n_classes,
-        in_channels=train.images.shape[-1],
+        in_channels=in_channels,
         options={**cfg.model_options, **({"weights": cfg.weights} if cfg.weights else {})},
         class_names=list(class_map.names),
         class_colors=[list(c) for c in class_map.colors],
         background=class_map.background,
         mean=mean,
         std=std,
-        image_size=cfg.image_size,
+        image_size=image_size,
         bands=cfg.bands,
     )
+
+
+def _fit(
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    run_dir: Path,
+    callbacks: Sequence[L.Callback],
+) -> tuple[SegmentationTask, L.Trainer, float]:
+    """Lightning fit with checkpoints, early stopping and the CSV log; best weights loaded."""
     task = SegmentationTask(
         model=cfg.model,
         num_classes=spec.num_classes,
@@ -167,13 +214,11 @@ def run_training(
         class_names=spec.class_names,
         background=spec.background,
     )
-    train_ds = SegmentationArrayDataset(train, mean=mean, std=std, augment=True)
-    val_ds = SegmentationArrayDataset(val, mean=mean, std=std, use_masks=True)
     ckpt_dir = run_dir / "checkpoints"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max", save_last=True
     )
-    callbacks: list[L.Callback] = [
+    all_callbacks: list[L.Callback] = [
         checkpoint,
         L.pytorch.callbacks.EarlyStopping(
             monitor="val_miou", mode="max", patience=cfg.early_stop_patience
@@ -188,7 +233,7 @@ def run_training(
         devices=1,
         precision=cfg.precision,
         logger=False,
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -206,38 +251,37 @@ def run_training(
             )
             for path in stale:
                 path.unlink()
-    trainer.fit(
-        task,
-        _loader(train_ds, cfg, shuffle=True),
-        _loader(val_ds, cfg, shuffle=False),
-        ckpt_path=resume_from,
-    )
+    trainer.fit(task, train_loader, val_loader, ckpt_path=resume_from)
 
     best_path = checkpoint.best_model_path
     if best_path:
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
-    model_path = save_model(run_dir / "model.pt", task.model, spec)
-
-    device = next(task.model.parameters()).device
-    metrics: dict[str, Any] = {}
-    for name in ("val", "test"):
-        split = splits.get(name)
-        if split is not None and len(split.names):
-            metrics[name] = evaluate_prepared(
-                task.model, split, spec, device=device, batch_size=cfg.batch_size
-            )
-    save_metrics_json(metrics, run_dir / "metrics.json")
-    save_metrics_json(train.stats, run_dir / "label_stats.json")
     best = checkpoint.best_model_score
+    return task, trainer, float(best) if best is not None else float("nan")
+
+
+def _finish(
+    cfg: TrainConfig,
+    run_dir: Path,
+    model_path: Path,
+    best: float,
+    trainer: L.Trainer,
+    metrics: dict[str, Any],
+    label_stats: dict[str, Any],
+    t0: float,
+    splits: dict[str, PreparedSplit],
+) -> TrainResult:
+    save_metrics_json(metrics, run_dir / "metrics.json")
+    save_metrics_json(label_stats, run_dir / "label_stats.json")
     result = TrainResult(
         run_dir=run_dir,
         model_path=model_path,
-        best_val_miou=float(best) if best is not None else float("nan"),
+        best_val_miou=best,
         epochs=trainer.current_epoch,
         seconds=time.perf_counter() - t0,
         metrics=metrics,
-        label_stats=train.stats,
+        label_stats=label_stats,
         splits=splits,
     )
     logger.info(
@@ -248,6 +292,115 @@ def run_training(
         result.best_val_miou,
     )
     return result
+
+
+def _run_raster_training(
+    cfg: TrainConfig, run_dir: Path, callbacks: Sequence[L.Callback], t0: float
+) -> TrainResult:
+    """Training from windows of large rasters and a point file (see training.windows)."""
+    from pointseg.data.rasters import RasterDataset
+    from pointseg.predict.evaluate import evaluate_label_rasters
+    from pointseg.predict.tiled import predict_raster
+    from pointseg.training.windows import DrawSampler, prepare_raster_training
+
+    if cfg.points_file is None:
+        raise ValueError(
+            "training from rasters needs a point file: set points_file (--points clicks.gpkg, "
+            "a GeoJSON/GeoPackage/Shapefile in any CRS, or CSV with --points-crs)"
+        )
+    if cfg.supervision != "points":
+        raise ValueError("the rasters dataset trains from points only: set supervision=points")
+    if cfg.image_size is None:
+        raise ValueError("the rasters dataset needs image_size: the side of the training windows")
+    dataset = cfg.open_dataset(None, require_masks=False)
+    if not isinstance(dataset, RasterDataset):  # pragma: no cover - registry invariant
+        raise TypeError(f"dataset 'rasters' built {type(dataset).__name__}")
+    class_map = dataset.class_map
+    paths = [r.image for r in dataset.records]
+    # on rasters, a GeoJSON holds map coordinates (RFC 7946 lon/lat unless it says otherwise)
+    geojson = Path(cfg.points_file).suffix.lower() in (".geojson", ".json")
+    if cfg.map_points() or geojson:
+        crs = None if cfg.points_crs in (None, "file") else cfg.points_crs
+        points, report = read_geo_points(
+            cfg.points_file, paths, class_names=list(class_map.names), crs=crs
+        )
+    else:
+        from pointseg.training.windows import _raster_shape
+
+        sizes = {r.name: _raster_shape(r.image)[:2] for r in dataset.records}
+        points, report = read_points(
+            cfg.points_file, class_names=list(class_map.names), image_sizes=sizes
+        )
+    logger.info("%s", report)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "raster-labels"
+    prep = prepare_raster_training(
+        dataset,
+        points,
+        window=cfg.image_size,
+        n_segments=cfg.n_segments,
+        superpixels=cfg.superpixels,
+        fill_counts=cfg.fill_counts,
+        superpixel_options=cfg.superpixel_options,
+        seed=cfg.seed,
+        split_seed=cfg.split_seed,
+        cache_dir=cache_dir,
+        progress=cfg.progress,
+    )
+    spec = _model_spec(cfg, class_map, len(prep.indexes), prep.mean, prep.std, None)
+    train_loader = DataLoader(
+        prep.train,
+        batch_size=cfg.batch_size,
+        sampler=DrawSampler(len(prep.train), seed=cfg.seed),
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+    )
+    val_loader = DataLoader(
+        prep.val,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+    )
+    task, trainer, best = _fit(cfg, spec, train_loader, val_loader, run_dir, callbacks)
+    model_path = save_model(run_dir / "model.pt", task.model, spec)
+
+    metrics: dict[str, Any] = {"val": _evaluate_loader(task.model, val_loader, spec)}
+    metrics["val"]["scored"] = "held-out points"
+    pairs = []
+    for src in prep.sources:
+        if src.reference is None:
+            continue
+        pred = run_dir / "predictions" / f"{src.name}.tif"
+        predict_raster(
+            task.model,
+            spec,
+            src.image,
+            pred,
+            tile_size=cfg.image_size,
+            batch_size=cfg.batch_size,
+            nodata=prep.options.nodata,
+            progress=cfg.progress,
+        )
+        pairs.append((pred, src.reference))
+    if pairs:
+        metrics["test"] = evaluate_label_rasters(
+            pairs,
+            class_map=dataset.source_class_map,
+            remap=dataset.remap,
+            background=spec.background,
+        )
+        metrics["test"]["scored"] = "reference label rasters (whole maps)"
+    stats = {**prep.stats, "points_report": report.counts()}
+    return _finish(cfg, run_dir, model_path, best, trainer, metrics, stats, t0, {})
+
+
+@torch.no_grad()
+def _evaluate_loader(model: torch.nn.Module, loader: DataLoader, spec: ModelSpec) -> dict[str, Any]:
+    cm = ConfusionMatrix(spec.num_classes, class_names=spec.class_names, background=spec.background)
+    model.eval()
+    device = next(model.parameters()).device
+    for batch in loader:
+        cm.update(model(batch["image"].to(device)).argmax(1), batch["mask"].to(device))
+    return cm.compute()
 
 
 def prepare_splits(
