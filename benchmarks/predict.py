@@ -13,7 +13,7 @@ subprocess, which reports:
   block-row borders; 1.0 would be no overhead).
 
 Usage: python benchmarks/predict.py [--sizes 1000,4000,10000] [--tile-size 512] [--model unet]
-    [--model-option base_channels=16] [--num-classes 6] [--batch-size 4] [--block-size 2048]
+    [--model-option base_channels=16] [--num-classes 6] [--batch-size 4] [--block-size 1024]
     [--overlap N] [--threads N] [--device cpu] [--json PATH]
 """
 
@@ -170,7 +170,7 @@ def main() -> None:
     )
     p.add_argument("--num-classes", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--block-size", type=int, default=2048)
+    p.add_argument("--block-size", type=int, default=1024)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--bare-seconds", type=float, default=10.0, help="timing of the bare model")

@@ -55,12 +55,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from pointseg.points.io import (
     MAX_MESSAGES_PER_KIND,
+    DropCounts,
     _check_on_invalid,
     _class_lookup,
     image_stem,
@@ -106,7 +107,7 @@ _MISSING = "<missing>"
 
 
 @dataclass
-class GeoPointReport:
+class GeoPointReport(DropCounts):
     """What :func:`read_geo_points` read, kept and dropped.
 
     Every point read is either kept (on at least one raster) or counted in exactly one of the
@@ -160,34 +161,15 @@ class GeoPointReport:
     n_conflicting: int = 0
     messages: list[str] = field(default_factory=list)
 
-    @property
-    def n_invalid(self) -> int:
-        """Points dropped as invalid (everything dropped except duplicates)."""
-        return (
-            self.n_outside
-            + self.n_nodata
-            + self.n_unknown_class
-            + self.n_bad_geometry
-            + self.n_conflicting
-        )
-
-    @property
-    def n_dropped(self) -> int:
-        """All points not kept (invalid points and duplicates)."""
-        return self.n_invalid + self.n_duplicate
-
-    def counts(self) -> dict[str, int]:
-        """The counters as a plain dict (handy for logging and JSON)."""
-        return {
-            "n_read": self.n_read,
-            "n_kept": self.n_kept,
-            "n_outside": self.n_outside,
-            "n_nodata": self.n_nodata,
-            "n_unknown_class": self.n_unknown_class,
-            "n_bad_geometry": self.n_bad_geometry,
-            "n_duplicate": self.n_duplicate,
-            "n_conflicting": self.n_conflicting,
-        }
+    #: The drop counters, in the order they are reported.
+    DROPS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("n_outside", "outside every raster"),
+        ("n_nodata", "on nodata"),
+        ("n_unknown_class", "with unknown class"),
+        ("n_bad_geometry", "with bad geometry"),
+        ("n_duplicate", "duplicate"),
+        ("n_conflicting", "conflicting"),
+    )
 
     def __str__(self) -> str:
         head = f"{self.source or 'points'}"
@@ -196,20 +178,7 @@ class GeoPointReport:
         head += f": read {self.n_read}, kept {self.n_kept}"
         if self.kept_per_raster:
             head += " (" + ", ".join(f"{k}: {v}" for k, v in self.kept_per_raster.items()) + ")"
-        dropped = [
-            f"{n} {what}"
-            for n, what in (
-                (self.n_outside, "outside every raster"),
-                (self.n_nodata, "on nodata"),
-                (self.n_unknown_class, "with unknown class"),
-                (self.n_bad_geometry, "with bad geometry"),
-                (self.n_duplicate, "duplicate"),
-                (self.n_conflicting, "conflicting"),
-            )
-            if n
-        ]
-        if dropped:
-            head += "; dropped " + ", ".join(dropped)
+        head += self.dropped_text()
         if self.unknown_classes:
             head += "\n  unknown class values: " + ", ".join(
                 f"{v!r} ({n})" for v, n in self.unknown_classes.items()

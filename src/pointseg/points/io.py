@@ -18,13 +18,14 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 __all__ = [
     "CSV_COLUMNS",
     "SUPPORTED_POINT_SUFFIXES",
+    "DropCounts",
     "PointReport",
     "image_stem",
     "read_points",
@@ -52,8 +53,42 @@ _ON_INVALID = ("raise", "warn")
 MAX_MESSAGES_PER_KIND = 5
 
 
+class DropCounts:
+    """Counters shared by the point reports: each names its drop counters in ``DROPS``.
+
+    Every point read is either kept or counted in exactly one drop counter, so
+    ``n_read == n_kept + n_dropped``.
+    """
+
+    DROPS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    n_read: int
+    n_kept: int
+    n_duplicate: int
+
+    @property
+    def n_invalid(self) -> int:
+        """Points dropped as invalid (everything dropped except duplicates)."""
+        return sum(getattr(self, name) for name, _ in self.DROPS if name != "n_duplicate")
+
+    @property
+    def n_dropped(self) -> int:
+        """All points not kept (invalid points and duplicates)."""
+        return self.n_invalid + self.n_duplicate
+
+    def counts(self) -> dict[str, int]:
+        """The counters as a plain dict (handy for logging and JSON)."""
+        out = {"n_read": self.n_read, "n_kept": self.n_kept}
+        out.update((name, getattr(self, name)) for name, _ in self.DROPS)
+        return out
+
+    def dropped_text(self) -> str:
+        """``"; dropped 3 duplicate, 1 malformed"``, or ``""`` when nothing was dropped."""
+        dropped = [f"{getattr(self, n)} {what}" for n, what in self.DROPS if getattr(self, n)]
+        return "; dropped " + ", ".join(dropped) if dropped else ""
+
+
 @dataclass
-class PointReport:
+class PointReport(DropCounts):
     """What a point reader read, kept and dropped.
 
     Every point read is either kept or counted in exactly one of the drop counters, so
@@ -94,51 +129,19 @@ class PointReport:
     n_malformed: int = 0
     messages: list[str] = field(default_factory=list)
 
-    @property
-    def n_invalid(self) -> int:
-        """Points dropped as invalid (everything dropped except duplicates)."""
-        return (
-            self.n_outside
-            + self.n_unknown_class
-            + self.n_conflicting
-            + self.n_unknown_image
-            + self.n_malformed
-        )
-
-    @property
-    def n_dropped(self) -> int:
-        """All points not kept (invalid points and duplicates)."""
-        return self.n_invalid + self.n_duplicate
-
-    def counts(self) -> dict[str, int]:
-        """The counters as a plain dict (handy for logging and JSON)."""
-        return {
-            "n_read": self.n_read,
-            "n_kept": self.n_kept,
-            "n_outside": self.n_outside,
-            "n_unknown_class": self.n_unknown_class,
-            "n_duplicate": self.n_duplicate,
-            "n_conflicting": self.n_conflicting,
-            "n_unknown_image": self.n_unknown_image,
-            "n_malformed": self.n_malformed,
-        }
+    #: The drop counters, in the order they are reported.
+    DROPS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("n_outside", "outside their image"),
+        ("n_unknown_class", "with unknown class"),
+        ("n_unknown_image", "of unknown images"),
+        ("n_duplicate", "duplicate"),
+        ("n_conflicting", "conflicting"),
+        ("n_malformed", "malformed"),
+    )
 
     def __str__(self) -> str:
         head = f"{self.source or 'points'}: read {self.n_read}, kept {self.n_kept}"
-        dropped = [
-            f"{n} {what}"
-            for n, what in (
-                (self.n_outside, "outside their image"),
-                (self.n_unknown_class, "with unknown class"),
-                (self.n_unknown_image, "of unknown images"),
-                (self.n_duplicate, "duplicate"),
-                (self.n_conflicting, "conflicting"),
-                (self.n_malformed, "malformed"),
-            )
-            if n
-        ]
-        if dropped:
-            head += "; dropped " + ", ".join(dropped)
+        head += self.dropped_text()
         if self.messages:
             head += "\n" + "\n".join(f"  {m}" for m in self.messages)
         return head
