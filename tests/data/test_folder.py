@@ -95,6 +95,7 @@ def test_registry_and_synthetic_splits(tiny_synthetic, tmp_path):
         "oxford_pet",
         "loveda",
         "potsdam",
+        "rasters",
         "vaihingen",
     } == set(list_datasets())
     with pytest.raises(ValueError, match="folder, landcoverai, loveda, oxford_pet"):
