@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +102,6 @@ class RasterOptions:
                 raise ValueError(f"rasters option {name} must be in {interval}, got {value!r}")
         if self.nodata is not None and not isinstance(self.nodata, int | float):
             raise ValueError(f"rasters option nodata must be a number, got {self.nodata!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _is_int(value: Any) -> bool:

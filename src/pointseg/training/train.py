@@ -325,9 +325,9 @@ def _run_raster_training(
             cfg.points_file, paths, class_names=list(class_map.names), crs=crs
         )
     else:
-        from pointseg.training.windows import _raster_shape
+        from pointseg.training.windows import raster_shape
 
-        sizes = {r.name: _raster_shape(r.image)[:2] for r in dataset.records}
+        sizes = {r.name: raster_shape(r.image)[:2] for r in dataset.records}
         points, report = read_points(
             cfg.points_file, class_names=list(class_map.names), image_sizes=sizes
         )

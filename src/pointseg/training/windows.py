@@ -45,6 +45,7 @@ __all__ = [
     "RasterWindowDataset",
     "prepare_raster_training",
     "raster_band_statistics",
+    "raster_shape",
     "split_points_by_cell",
 ]
 
@@ -489,7 +490,7 @@ def prepare_raster_training(
         points, cell=opts.val_cell or 2 * window, fraction=opts.val_fraction, seed=split_seed
     )
     sources: list[RasterSource] = []
-    shapes = {name: _raster_shape(rec.image) for name, rec in records.items()}
+    shapes = {name: raster_shape(rec.image) for name, rec in records.items()}
     for name, rec in records.items():
         height, width, _ = shapes[name]
         sources.append(
@@ -517,11 +518,14 @@ def prepare_raster_training(
         )
     n_classes = dataset.class_map.n_classes
     area = window * window
+    pixels_per_segment = area / n_segments
+    fill = [area / c for c in fill_counts]
+    band_list = [i - 1 for i in indexes]
     settings = {
         "method": superpixels,
-        "pixels_per_segment": area / n_segments,
-        "fill": [area / c for c in fill_counts],
-        "bands": [i - 1 for i in indexes],
+        "pixels_per_segment": pixels_per_segment,
+        "fill": fill,
+        "bands": band_list,
         "nodata": opts.nodata,
         "block_size": opts.block_size,
         "margin": opts.margin,
@@ -546,11 +550,11 @@ def prepare_raster_training(
                 src.points,
                 path,
                 n_classes=n_classes,
-                pixels_per_segment=area / n_segments,
-                bands=[i - 1 for i in indexes],
+                pixels_per_segment=pixels_per_segment,
+                bands=band_list,
                 nodata=opts.nodata,
                 method=superpixels,
-                fill_pixels_per_segment=[area / c for c in fill_counts],
+                fill_pixels_per_segment=fill,
                 block_size=opts.block_size,
                 margin=opts.margin,
                 seed=seed,
@@ -601,7 +605,7 @@ def prepare_raster_training(
     return RasterTraining(sources, train, val, indexes, mean, std, opts, stats)
 
 
-def _raster_shape(path: Path) -> tuple[int, int, int]:
+def raster_shape(path: Path) -> tuple[int, int, int]:
     """(height, width, band count) of a raster, with a clear error for unreadable files."""
     import rasterio
 
