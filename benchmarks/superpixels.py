@@ -5,7 +5,8 @@ Usage::
     NUMBA_NUM_THREADS=1 python benchmarks/superpixels.py [--sizes 256,512] [--large]
 
 ``--large`` adds a 4000x4000 scene (tiled synthetic) with its build time and the peak RSS of
-the process. The quality table of the README comes from ``pointseg superpixels`` (see there).
+the process. The quality table of the README comes from ``pointseg superpixels`` (see there),
+which runs :func:`pointseg.benchmarking.benchmark_superpixels` over a dataset.
 """
 
 from __future__ import annotations

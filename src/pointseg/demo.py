@@ -19,11 +19,10 @@ from typing import Any
 import torch
 
 from pointseg.data.folder import FolderDataset
-from pointseg.data.registry import resolve_class_file
+from pointseg.data.presets import resolve_class_file
 from pointseg.data.splits import SPLITS
 from pointseg.data.synthetic import make_synthetic_dataset
 from pointseg.io.atomic import write_text_atomic
-from pointseg.labels import make_pseudo_label
 from pointseg.metrics import format_metrics_table, save_metrics_json
 from pointseg.points import image_seed, sample_points
 from pointseg.training import TrainConfig, prepare_splits, read_history, run_training
@@ -92,6 +91,7 @@ def _train_config(s: DemoSettings, data: str, classes: str | None, supervision: 
         accelerator=s.accelerator,
         cache_dir=str(out / "cache"),
         progress=s.progress,
+        overwrite=True,  # the demo owns its run folders
     )
 
 
@@ -193,14 +193,7 @@ def _figures(settings, cfg_p, res_p, res_f, class_map, figures: Path) -> None:
             scheme=cfg_p.point_scheme,
             seed=image_seed(cfg_p.seed, name),
         )
-        pseudo = make_pseudo_label(
-            image,
-            pts,
-            n_classes=class_map.n_classes,
-            method=cfg_p.superpixels,
-            n_segments=cfg_p.n_segments,
-            seed=cfg_p.seed,
-        )
+        pseudo = cfg_p.pseudo_label_settings().label(image, pts, n_classes=class_map.n_classes)
         rows.append(
             {
                 "name": name,

@@ -3,7 +3,7 @@ import pytest
 
 from pointseg.constants import IGNORE_INDEX
 from pointseg.data import class_map_from_dict, landcover_class_map, load_class_file
-from pointseg.data.registry import resolve_class_file
+from pointseg.data.presets import resolve_class_file
 
 
 def test_values_encoding_with_ignore():
@@ -86,3 +86,19 @@ def test_missing_class_file_and_unknown_preset(tmp_path):
         load_class_file(tmp_path / "nope.yaml")
     with pytest.raises(FileNotFoundError, match="preset"):
         resolve_class_file("not-a-preset")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("classes: [a, b]\nbackgruond: a\n", r"unknown key\(s\) \['backgruond'\]"),
+        ("classes:\n  - {name: a, colour: red}\n", r"unknown key\(s\) \['colour'\]"),
+    ],
+)
+def test_unknown_keys_in_a_class_file_are_errors(tmp_path, text, match):
+    from pointseg.data import load_class_file
+
+    path = tmp_path / "classes.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_class_file(path)

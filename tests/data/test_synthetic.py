@@ -228,7 +228,7 @@ def test_dataset_layout(tmp_path: Path) -> None:
         mask, mode = _read(root / "masks" / name)
         assert mode == "L" and mask.shape == (48, 48) and mask.dtype == np.uint8
         assert mask.max() <= 4
-    assert not list(root.rglob("*.tmp"))
+    assert not list(root.rglob(".*.tmp*"))
 
 
 def test_dataset_is_reproducible_and_scenes_differ(tmp_path: Path) -> None:

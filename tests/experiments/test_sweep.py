@@ -123,6 +123,7 @@ def _fake_train(calls):
         (out / "metrics.json").write_text(json.dumps({"test": {"miou": miou}, "val": {}}))
         stats = {"n_images": 4.0, "n_points": 4.0 * cfg.n_points, "labelled_fraction": 0.25}
         (out / "label_stats.json").write_text(json.dumps(stats))
+        (out / "model.pt").write_bytes(b"")
 
     return train
 

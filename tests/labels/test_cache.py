@@ -126,3 +126,23 @@ def test_invalid_key_and_labels(tmp_path):
         cache.put(key, np.zeros((2, 2), float))
     cache.put(key, np.array([[0, 255]], dtype=np.int64))  # integer in range: accepted
     np.testing.assert_array_equal(cache.get(key), [[0, 255]])
+
+
+def test_first_put_removes_stale_temp_files_of_dead_writers(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    cache = PseudoLabelCache(tmp_path / "cache")
+    key = cache.key(*_inputs())
+    folder = tmp_path / "cache" / key[:2]
+    folder.mkdir(parents=True)
+    stale = folder / f".{key}.png.{proc.pid}.abcd1234.tmp.png"
+    live = folder / f".{key}.png.{os.getpid()}.abcd1234.tmp.png"
+    stale.write_bytes(b"x")
+    live.write_bytes(b"x")
+    cache.put(key, _labels())
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{key}.png", live.name])

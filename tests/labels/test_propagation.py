@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import pointseg.labels.propagation as propagation_module
+import pointseg.labels.settings as propagation_module
 from pointseg.constants import IGNORE_INDEX
 from pointseg.labels import (
     PseudoLabelCache,

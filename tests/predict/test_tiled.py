@@ -35,8 +35,13 @@ def write_tif(
     nodata: float | None = None,
     mask: np.ndarray | None = None,
     compress: str | None = None,
+    photometric: str | None = None,
 ) -> Path:
-    """(bands, H, W) array → GeoTIFF in EPSG:2180; ``mask`` (H, W) bool: True = valid."""
+    """(bands, H, W) array → GeoTIFF in EPSG:2180; ``mask`` (H, W) bool: True = valid.
+
+    GDAL marks the 4th band of a 4-band uint8 file as alpha unless ``photometric`` says
+    otherwise (``"MINISBLACK"``: four plain bands).
+    """
     count, h, w = data.shape
     profile = {
         "driver": "GTiff",
@@ -50,6 +55,8 @@ def write_tif(
     }
     if compress:
         profile.update(compress=compress, tiled=True, blockxsize=64, blockysize=64)
+    if photometric:
+        profile["photometric"] = photometric
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
         if mask is not None:
@@ -160,6 +167,25 @@ def test_output_georef_tiling_compression_colormap_and_summary(tmp_path):
     assert summary["shape"] == (300, 280) and summary["tiles"] > 0
     assert summary["megapixels_per_s"] > 0 and summary["overlap"] == 8
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
+
+
+def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # its pid is now dead: a killed earlier run
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".pred.tif.{proc.pid}.abcd1234.tmp.tif"
+    live = out / f".pred.tif.{os.getpid()}.abcd1234.tmp.tif"
+    stale.write_bytes(b"half a raster")
+    live.write_bytes(b"another writer of this process")
+    src = write_tif(tmp_path / "src.tif", levels_image(40, 40))
+    predict_raster(ConstantModel(), make_spec(), src, out / "pred.tif", tile_size=32)
+    assert not stale.exists() and live.exists()
+    assert (out / "pred.tif").exists()
 
 
 def test_constant_model_gives_a_constant_map(tmp_path):
@@ -297,17 +323,21 @@ def test_nan_nodata_in_float_rasters_does_not_spread(tmp_path):
 def test_band_selection_and_band_count_errors(tmp_path):
     rgb = levels_image(60, 70, seed=5)
     four = np.concatenate([rgb[2:3], np.full((1, 60, 70), 9, np.uint8), rgb[1:2], rgb[0:1]])
-    src = write_tif(tmp_path / "four.tif", four)
+    src = write_tif(tmp_path / "four.tif", four, photometric="MINISBLACK")
     model = pixelwise_model()
     spec = make_spec(bands=[3, 2, 0])
     predict_raster(model, spec, src, tmp_path / "p.tif", tile_size=32)
     np.testing.assert_array_equal(read(tmp_path / "p.tif")[0], reference_labels(model, spec, rgb))
 
     with pytest.raises(
-        ValueError, match=r"four\.tif has 4 band\(s\), but the model takes 3; set spec\.bands"
+        ValueError,
+        match=r"expects 3 band\(s\) \(trained on bands \[0, 1, 2\]\); \S*four\.tif has 4: "
+        r"choose 3 of them with --bands 0,1,2",
     ):
         predict_raster(model, make_spec(), src, tmp_path / "q.tif")
-    with pytest.raises(ValueError, match=r"four\.tif has 4 band.*out-of-range.*\[4\]"):
+    with pytest.raises(
+        ValueError, match=r"on bands \[0, 1, 4\], but \S*four\.tif has 4 band.*index 4 is out"
+    ):
         predict_raster(model, make_spec(bands=[0, 1, 4]), src, tmp_path / "q.tif")
     assert not (tmp_path / "q.tif").exists()
 

@@ -4,12 +4,10 @@ import pytest
 from pointseg.constants import IGNORE_INDEX
 from pointseg.superpixels.evaluation import (
     achievable_segmentation_accuracy,
-    benchmark_superpixels,
     boundary_map,
     boundary_recall,
-    format_superpixel_table,
+    class_boundary_map,
     undersegmentation_error,
-    write_superpixel_csv,
 )
 
 
@@ -32,6 +30,41 @@ def test_boundary_recall_tolerance():
     assert boundary_recall(seg, mask3, tolerance=2) == 1.0
 
 
+def isprs_style_mask(size: int = 16) -> np.ndarray:
+    """Four class quadrants whose borders are 2-pixel bands of ignore (ISPRS eroded masks)."""
+    mask = np.zeros((size, size), np.uint8)
+    half = size // 2
+    mask[:half, half:] = 1
+    mask[half:, :half] = 2
+    mask[half:, half:] = 3
+    mask[half - 1 : half + 1, :] = IGNORE_INDEX
+    mask[:, half - 1 : half + 1] = IGNORE_INDEX
+    return mask
+
+
+def test_class_boundaries_only_between_labelled_pixels():
+    mask = np.array([[0, 0, 1], [IGNORE_INDEX, 2, 1]])
+    # 0|1 at (0, 1); 0 over 2 at (0, 1); 255 next to 2 and 0 over 255 do not count
+    np.testing.assert_array_equal(
+        class_boundary_map(mask), [[False, True, False], [False, True, False]]
+    )
+    assert not class_boundary_map(isprs_style_mask()).any()
+    assert class_boundary_map(isprs_style_mask(), ignore_index=7).any()
+
+
+def test_boundary_recall_is_nan_when_all_class_borders_are_ignore():
+    mask = isprs_style_mask()
+    seg = np.zeros(mask.shape, np.int32)
+    seg[:, 8:] = 1
+    assert np.isnan(boundary_recall(seg, mask))
+    # a labelled pixel pair of different classes is a boundary again
+    mask[0, 7:9] = (0, 1)
+    assert boundary_recall(seg, mask, tolerance=0) == 1.0
+    # the other measures are still defined
+    assert 0 <= undersegmentation_error(seg, isprs_style_mask()) <= 1
+    assert achievable_segmentation_accuracy(seg, isprs_style_mask()) == 0.5
+
+
 def test_undersegmentation_and_asa_by_hand():
     mask = np.array([[0, 0, 1, 1]])
     seg = np.array([[0, 0, 0, 1]])
@@ -48,37 +81,3 @@ def test_undersegmentation_and_asa_by_hand():
     # ignored pixels are left out of every count
     mask3 = np.array([[0, 0, IGNORE_INDEX, 1]])
     assert achievable_segmentation_accuracy(np.array([[0, 0, 0, 1]]), mask3) == 1.0
-
-
-def test_benchmark_rows(tiny_synthetic, tmp_path):
-    from pointseg.data import FolderDataset
-
-    ds = FolderDataset(tiny_synthetic, split="test")
-    samples = [(s["name"], s["image"], s["mask"]) for s in (ds[i] for i in range(len(ds)))]
-    seen = []
-    rows = benchmark_superpixels(
-        samples,
-        methods=["slic", "grid"],
-        counts=[20, 60],
-        n_classes=5,
-        n_points=10,
-        on_segments=lambda name, m, k, img, seg: seen.append((name, m, k, seg.shape)),
-    )
-    assert [(r.method, r.n_segments) for r in rows] == [
-        ("slic", 20),
-        ("slic", 60),
-        ("grid", 20),
-        ("grid", 60),
-    ]
-    for r in rows:
-        assert r.n_images == 3
-        assert 0 <= r.boundary_recall <= 1 and 0 <= r.undersegmentation_error <= 1
-        assert 0 < r.achievable_accuracy <= 1 and 0 < r.pseudo_coverage <= 1
-        assert r.ms_per_image >= 0
-    finer = {r.method: r for r in rows if r.n_segments == 60}
-    coarser = {r.method: r for r in rows if r.n_segments == 20}
-    assert finer["grid"].achievable_accuracy >= coarser["grid"].achievable_accuracy
-    assert len(seen) == 3 * 4
-    assert "| slic | 20 |" in format_superpixel_table(rows)
-    path = write_superpixel_csv(tmp_path / "t.csv", rows)
-    assert path.read_text().splitlines()[0].startswith("method,n_segments,achieved_segments")

@@ -7,6 +7,7 @@ import yaml
 
 from pointseg.constants import IGNORE_INDEX
 from pointseg.data import FolderDataset
+from pointseg.labels import PseudoLabelSettings
 from pointseg.models import load_model
 from pointseg.training import (
     PreparedSplit,
@@ -55,7 +56,12 @@ def test_prepare_split_targets(tiny_synthetic, tmp_path):
     )
     assert agree > 0.8
     pseudo = prepare_split(
-        ds, target="pseudo", image_size=None, n_classes=5, n_points=10, n_segments=80
+        ds,
+        target="pseudo",
+        image_size=None,
+        n_classes=5,
+        n_points=10,
+        pseudo=PseudoLabelSettings(n_segments=80),
     )
     assert pseudo.stats["labelled_fraction"] > 3 * native.stats["labelled_fraction"]
     assert pseudo.stats["pseudo_coverage"] == pytest.approx(pseudo.stats["labelled_fraction"])
@@ -121,8 +127,11 @@ def test_training_run_writes_everything_and_resumes(tiny_synthetic, tmp_path):
     cfg2 = _cfg(tiny_synthetic, run, max_epochs=3, resume=True)
     run_training(cfg2)
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [0, 1, 2]
-    # a fresh run in the same directory replaces the old history and checkpoints
-    run_training(_cfg(tiny_synthetic, run, max_epochs=1))
+    # a fresh run in the same directory is refused without overwrite, and replaces the old
+    # history and checkpoints with it
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_training(_cfg(tiny_synthetic, run, max_epochs=1))
+    run_training(_cfg(tiny_synthetic, run, max_epochs=1, overwrite=True))
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [0]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
@@ -151,3 +160,23 @@ def test_bad_config_values_are_reported(tiny_synthetic, tmp_path):
         TrainConfig.from_dict({"epochs": 3})
     with pytest.raises(ValueError, match="available models"):
         run_training(_cfg(tiny_synthetic, tmp_path / "y", model="nope"))
+
+
+@pytest.mark.slow
+def test_last_checkpoint_follows_every_epoch_and_is_written_atomically(tiny_synthetic, tmp_path):
+    # a learning rate of ~0 keeps the validation mIoU flat: best.ckpt stays at epoch 0
+    run = tmp_path / "run"
+    run_training(_cfg(tiny_synthetic, run, max_epochs=3, lr=1e-12, early_stop_patience=10))
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and best["epoch"] == 0
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_zero_supervision_stops_training_and_says_why(tiny_synthetic, tmp_path):
+    points = tmp_path / "outside.csv"
+    points.write_text("image,x,y,class\nscene_0000,500,500,road\n")
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"labels no pixel.*1 outside"):
+        run_training(_cfg(tiny_synthetic, out, points_file=str(points)))
+    assert not out.exists()  # nothing left that would block a corrected rerun

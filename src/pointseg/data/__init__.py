@@ -16,15 +16,13 @@ from pointseg.data.folder import FolderDataset, scan_folder
 from pointseg.data.landcoverai import prepare_landcoverai
 from pointseg.data.loveda import prepare_loveda
 from pointseg.data.oxford_pet import prepare_oxford_pet
-from pointseg.data.registry import (
-    get_dataset,
+from pointseg.data.presets import (
     list_class_presets,
-    list_datasets,
     list_map_presets,
-    register_dataset,
     resolve_class_file,
     resolve_map_file,
 )
+from pointseg.data.registry import get_dataset, list_datasets, register_dataset
 from pointseg.data.remap import ClassRemap, load_remap_file, make_remap
 from pointseg.data.splits import read_split_file, split_stems
 from pointseg.data.synthetic import generate_scene, make_synthetic_dataset

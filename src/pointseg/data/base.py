@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from pointseg.constants import IGNORE_INDEX
 from pointseg.data.classes import ClassMap
 from pointseg.data.remap import ClassRemap, load_remap_file
 from pointseg.data.splits import SPLITS, group_key, read_split_file, split_stems
-from pointseg.io.raster import read_image, read_mask
+from pointseg.io.raster import band_layout, read_image, read_mask
 
 __all__ = ["Record", "RecordDataset", "carve_validation"]
 
@@ -100,7 +101,9 @@ class RecordDataset:
         The seeded split used when neither ``split_file`` nor ``splits`` is given
         (:func:`pointseg.data.splits.split_stems`).
     bands : list of int, optional
-        Image bands to read (zero-based).
+        Image bands to read (zero-based, numbered as in the files, alpha bands included).
+        Without it every band but alpha bands is read, and every image must have as many bands
+        as the first image of the dataset (an error naming ``--bands`` otherwise).
     remap : path or ClassRemap, optional
         Translate the classes into another scheme (:mod:`pointseg.data.remap`);
         ``class_map`` is then the target scheme.
@@ -109,7 +112,8 @@ class RecordDataset:
     -----
     ``dataset[i]`` is the sample dict ``{"image": (H, W, C) array, "mask": (H, W) uint8 class
     indices with 255 = ignore (absent when the record has no mask), "name": str, "georef":
-    Georef or None}``.
+    Georef or None}``, plus ``"valid"``: (H, W) bool, False at nodata pixels (an alpha band,
+    a GDAL mask or nodata value), only when the image has any; the mask is 255 there.
     """
 
     def __init__(
@@ -146,6 +150,9 @@ class RecordDataset:
         keep = set(self.splits[split]) if split is not None else set(names)
         self.records = [r for r in records if r.name in keep]
         self.bands = bands
+        # band counts are compared with the first image of the whole dataset, every split
+        self._band_reference: Path | None = records[0].image if records else None
+        self._reference_count: int | None = None
         self.source_class_map = class_map
         if remap is not None and not isinstance(remap, ClassRemap):
             remap = load_remap_file(remap, source=class_map)
@@ -202,12 +209,67 @@ class RecordDataset:
         with Image.open(rec.image) as im:
             return (im.height, im.width)
 
-    def read_image(self, record: Record) -> tuple[np.ndarray, Any]:
+    def load_image(self, record: Record) -> tuple[np.ndarray, Any, np.ndarray | None]:
         """Decode a record's image (a hook for loaders with unusual files).
 
-        Returns the (H, W, C) array with ``bands`` applied, and its Georef or None.
+        Returns
+        -------
+        image : ndarray, shape (H, W, C)
+            With ``bands`` applied (default: every band but alpha bands).
+        georef : Georef or None
+        valid : ndarray of bool, shape (H, W), or None
+            False at nodata pixels (alpha 0, GDAL mask); None when every pixel is valid.
+
+        Raises
+        ------
+        ValueError
+            When a band index is out of range, or, without ``bands``, when the image does not
+            have as many bands as the first image of the dataset (naming both and ``--bands``).
         """
-        return read_image(record.image, bands=self.bands)
+        image, georef, valid = read_image(record.image, bands=self.bands, with_mask=True)
+        if self.bands is None:
+            self._check_band_count(record.image, image.shape[-1])
+        return image, georef, valid
+
+    def read_image(self, record: Record) -> tuple[np.ndarray, Any]:
+        """A record's (H, W, C) image with ``bands`` applied, and its Georef or None."""
+        image, georef, _ = self.load_image(record)
+        return image, georef
+
+    def _reference_band_count(self) -> int | None:
+        if self._reference_count is None and self._band_reference is not None:
+            self._reference_count = len(band_layout(self._band_reference).default)
+        return self._reference_count
+
+    def _check_band_count(self, path: Path, n: int) -> None:
+        ref = self._reference_band_count()
+        if ref is None or n == ref or self._band_reference is None:
+            return
+        common = ",".join(str(i) for i in range(min(n, ref)))
+        raise ValueError(
+            f"image {path.name} has {n} band(s), {self._band_reference.name} has {ref}: "
+            f"select common bands with --bands {common} (in {path.parent})"
+        )
+
+    def check_bands(self) -> int:
+        """Check every image's bands from the file headers; returns the samples' band count.
+
+        Cheap (no pixels are decoded); reading the samples makes the same checks one image
+        at a time, so calling this is optional: it reports a mismatch before any work.
+
+        Raises
+        ------
+        ValueError
+            On a band index out of range (naming the file, the index and the band count), or,
+            without ``bands``, on an image whose band count differs from the first image's.
+        """
+        count = len(self.bands) if self.bands is not None else self._reference_band_count()
+        for rec in self.records:
+            layout = band_layout(rec.image)
+            picked = layout.select(self.bands, rec.image)
+            if self.bands is None:
+                self._check_band_count(rec.image, len(picked))
+        return count or 0
 
     def read_mask(self, record: Record) -> np.ndarray:
         """Decode a record's mask into (H, W) uint8 source-class indices (255 = ignore)."""
@@ -217,8 +279,10 @@ class RecordDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
-        image, georef = self.read_image(rec)
+        image, georef, valid = self.load_image(rec)
         sample: dict[str, Any] = {"image": image, "name": rec.name, "georef": georef}
+        if valid is not None:
+            sample["valid"] = valid
         if rec.mask is not None:
             mask = self.read_mask(rec)
             if mask.shape != image.shape[:2]:
@@ -228,6 +292,8 @@ class RecordDataset:
                 )
             if self.remap is not None:
                 mask = self.remap(mask)
+            if valid is not None:
+                mask = np.where(valid, mask, np.uint8(IGNORE_INDEX)).astype(np.uint8)
             sample["mask"] = mask
         return sample
 

@@ -273,10 +273,20 @@ def load_class_file(path: str | Path) -> ClassMap:
     return class_map_from_dict(data, source=str(path))
 
 
+#: The keys of a class file, and of one of its classes (anything else is a typo).
+_CLASS_FILE_KEYS = frozenset({"classes", "ignore_values", "ignore_rgb", "background"})
+_CLASS_ENTRY_KEYS = frozenset({"name", "values", "value", "rgb", "color"})
+
+
 def class_map_from_dict(data: Any, *, source: str = "<class map>") -> ClassMap:
     """Build a :class:`ClassMap` from the parsed content of a class file."""
     if not isinstance(data, Mapping) or not isinstance(data.get("classes"), list):
         raise ValueError(f"{source}: needs a top-level 'classes:' list of {{name: ...}} entries")
+    unknown = sorted(set(map(str, data)) - _CLASS_FILE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key(s) {unknown}; a class file has {sorted(_CLASS_FILE_KEYS)}"
+        )
     entries = data["classes"]
     if not entries:
         raise ValueError(f"{source}: 'classes:' is empty")
@@ -291,6 +301,12 @@ def class_map_from_dict(data: Any, *, source: str = "<class map>") -> ClassMap:
             entry = {"name": entry}
         if not isinstance(entry, Mapping) or "name" not in entry:
             raise ValueError(f"{source}: class #{i} needs a 'name:' (got {entry!r})")
+        bad = sorted(set(map(str, entry)) - _CLASS_ENTRY_KEYS)
+        if bad:
+            raise ValueError(
+                f"{source}: class #{i} ({entry.get('name')!r}) has unknown key(s) {bad}; "
+                f"use {sorted(_CLASS_ENTRY_KEYS)}"
+            )
         name = str(entry["name"])
         if name.lower() in (n.lower() for n in names):
             raise ValueError(f"{source}: class name {name!r} appears twice")

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 from pointseg.data.archives import extract_archive
 from pointseg.data.base import RecordDataset
 from pointseg.data.classes import ClassMap, load_class_file
+from pointseg.data.presets import resolve_class_file
 from pointseg.data.remap import ClassRemap
 from pointseg.data.splits import SPLITS
 from pointseg.data.tiling import (
@@ -65,8 +65,9 @@ ORTHOPHOTO_GROUP = r"^(.*)_\d+$"
 
 def landcoverai_class_map() -> ClassMap:
     """The LandCover.ai classes (the shipped ``landcoverai`` preset: mask values 0..4)."""
-    path = resources.files("pointseg") / "presets" / "landcoverai.yaml"
-    return load_class_file(Path(str(path)))
+    path = resolve_class_file("landcoverai")
+    assert path is not None
+    return load_class_file(path)
 
 
 def _where_to_get(root: Path) -> str:

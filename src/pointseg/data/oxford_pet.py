@@ -259,12 +259,20 @@ class OxfordPetDataset(RecordDataset):
             for i in range(1, trimap_class_map.n_classes):
                 self._lut[i] = n_breeds + i - 1
 
-    def read_image(self, record: Record) -> tuple[np.ndarray, Any]:
-        """The photo as (H, W, 3) uint8 RGB whatever its file holds, then ``bands``."""
+    def load_image(self, record: Record) -> tuple[np.ndarray, Any, np.ndarray | None]:
+        """The photo as (H, W, 3) uint8 RGB whatever its file holds, then ``bands``.
+
+        The conversion is by design (pet photos, not aerial bands): grayscale, CMYK and RGBA
+        photos all give RGB, with no band-count check and no validity mask.
+        """
         image = _read_rgb(record.image)
         if self.bands is not None:
             image = np.ascontiguousarray(image[..., self.bands])
-        return image, None
+        return image, None, None
+
+    def check_bands(self) -> int:
+        """The samples' band count: the photos are always read as RGB (no header check)."""
+        return len(self.bands) if self.bands is not None else 3
 
     def read_mask(self, record: Record) -> np.ndarray:
         """The trimap as class indices; in the breed scheme pet pixels get the image's breed."""

@@ -1,9 +1,11 @@
-"""Dataset registry (``list_datasets``/``get_dataset``) and class-file presets."""
+"""Dataset registry: ``list_datasets``/``get_dataset``/``register_dataset``.
+
+Class-file and mapping presets live in :mod:`pointseg.data.presets`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,7 @@ from pointseg.data.oxford_pet import oxford_pet
 from pointseg.data.rasters import RasterDataset
 from pointseg.data.synthetic import make_synthetic_dataset
 
-__all__ = [
-    "get_dataset",
-    "list_class_presets",
-    "list_datasets",
-    "list_map_presets",
-    "register_dataset",
-    "resolve_class_file",
-    "resolve_map_file",
-]
+__all__ = ["get_dataset", "list_datasets", "register_dataset"]
 
 _REGISTRY: dict[str, Callable[..., RecordDataset]] = {}
 
@@ -68,7 +62,36 @@ def get_dataset(name: str, **kwargs: Any) -> RecordDataset:
         raise ValueError(
             f"unknown dataset {name!r}; available datasets: {', '.join(list_datasets())}"
         )
-    return _REGISTRY[name](**kwargs)
+    fn = _REGISTRY[name]
+    try:
+        return fn(**kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        option = str(exc).rsplit("argument", 1)[-1].strip(" '")
+        valid = ", ".join(_option_names(fn)) or "none"
+        raise ValueError(
+            f"dataset {name!r} has no option {option!r} (--dataset-option); its options: {valid}"
+        ) from exc
+
+
+def _option_names(fn: Callable[..., RecordDataset]) -> list[str]:
+    """The keyword options a dataset builder takes (with FolderDataset's for pass-through)."""
+    import inspect
+
+    shared = {"root", "split", "split_file", "fractions", "seed", "group_pattern", "bands"}
+    shared |= {"remap", "require_masks", "classes"}
+    names = set()
+    for f in (fn, FolderDataset.__init__):
+        params = inspect.signature(f).parameters
+        names |= {
+            p
+            for p, v in params.items()
+            if v.kind is v.KEYWORD_ONLY or v.kind is v.POSITIONAL_OR_KEYWORD
+        }
+        if not any(v.kind is v.VAR_KEYWORD for v in params.values()):
+            break
+    return sorted(names - shared - {"self"})
 
 
 @register_dataset("folder")
@@ -94,44 +117,3 @@ register_dataset("oxford_pet")(oxford_pet)
 register_dataset("loveda")(loveda)
 register_dataset("potsdam")(potsdam)
 register_dataset("vaihingen")(vaihingen)
-
-
-def list_class_presets() -> list[str]:
-    """Names of the class files shipped with pointseg (usable as ``--classes NAME``)."""
-    files = resources.files("pointseg") / "presets"
-    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
-
-
-def resolve_class_file(value: str | Path | None) -> Path | None:
-    """A class file path, or the path of a shipped preset when ``value`` names one."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.is_file():
-        return path
-    if str(value) in list_class_presets():
-        return Path(str(resources.files("pointseg") / "presets" / f"{value}.yaml"))
-    raise FileNotFoundError(
-        f"class file {value} does not exist and is not a preset ({', '.join(list_class_presets())})"
-    )
-
-
-def list_map_presets() -> list[str]:
-    """Names of the class mapping files shipped with pointseg (usable as ``--remap NAME``)."""
-    files = resources.files("pointseg") / "presets" / "maps"
-    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
-
-
-def resolve_map_file(value: str | Path | None) -> Path | None:
-    """A class mapping file path, or the path of a shipped mapping preset."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.is_file():
-        return path
-    if str(value) in list_map_presets():
-        return Path(str(resources.files("pointseg") / "presets" / "maps" / f"{value}.yaml"))
-    raise FileNotFoundError(
-        f"class mapping file {value} does not exist and is not a preset "
-        f"({', '.join(list_map_presets())})"
-    )

@@ -27,6 +27,7 @@ import yaml
 
 from pointseg.constants import IGNORE_INDEX
 from pointseg.data.classes import ClassMap, load_class_file
+from pointseg.data.presets import resolve_class_file, resolve_map_file
 
 __all__ = ["ClassRemap", "load_remap_file", "make_remap"]
 
@@ -103,8 +104,6 @@ def make_remap(
 
 
 def _class_map(value: Any, *, where: str) -> ClassMap:
-    from pointseg.data.registry import resolve_class_file
-
     if isinstance(value, ClassMap):
         return value
     try:
@@ -128,8 +127,6 @@ def load_remap_file(path: str | Path, *, source: ClassMap | None = None) -> Clas
     source : ClassMap, optional
         The masks' class scheme; overrides (and may replace) the file's ``source:``.
     """
-    from pointseg.data.registry import resolve_map_file
-
     path = resolve_map_file(path)
     if path is None:
         raise ValueError("no class mapping file given")
@@ -144,6 +141,11 @@ def load_remap_file(path: str | Path, *, source: ClassMap | None = None) -> Clas
         )
     if "target" not in data:
         raise ValueError(f"class mapping file {path}: 'target:' (class file or preset) is missing")
+    unknown = sorted(set(map(str, data)) - {"source", "target", "map"})
+    if unknown:
+        raise ValueError(
+            f"class mapping file {path}: unknown key(s) {unknown}; use source, target and map"
+        )
 
     def resolve(value: Any, key: str) -> ClassMap:
         candidate = path.parent / str(value)

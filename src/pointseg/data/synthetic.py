@@ -24,7 +24,6 @@ Mask values are the class indices of :data:`pointseg.constants.LANDCOVER_CLASSES
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import yaml
 from PIL import Image
 
 from pointseg.constants import IGNORE_INDEX, LANDCOVER_CLASSES, LANDCOVER_COLORS
+from pointseg.io.atomic import atomic_open, remove_stale_temp_files, write_bytes_atomic
 
 __all__ = ["GENERATOR_VERSION", "generate_scene", "make_synthetic_dataset"]
 
@@ -686,26 +686,9 @@ def _classes_yaml() -> str:
     return yaml.dump(data, Dumper=_IndentDumper, sort_keys=False, default_flow_style=None)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_save_png(path: Path, array: np.ndarray, mode: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(array, mode=mode).save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        Image.fromarray(array, mode=mode).save(fh, format="PNG")
 
 
 def _scene_name(index: int) -> str:
@@ -732,7 +715,7 @@ def make_synthetic_dataset(
     Scene ``i`` uses a seed derived from ``(seed, i)`` with :class:`numpy.random.SeedSequence`,
     so a dataset is reproducible and its scenes do not depend on ``n_images``. Every file is
     written atomically (temporary file in the same folder, then :func:`os.replace`); the
-    manifest is written last.
+    manifest is written last. Temporary files left by a killed earlier run are removed.
 
     Parameters
     ----------
@@ -792,6 +775,8 @@ def make_synthetic_dataset(
     images_dir.mkdir(parents=True, exist_ok=True)
     masks_dir.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)
+    for folder in (root, images_dir, masks_dir):
+        remove_stale_temp_files(folder)
     if overwrite:  # drop scenes of an earlier, larger dataset
         wanted = {_scene_name(i) for i in range(n_images)}
         for folder in (images_dir, masks_dir):
@@ -799,12 +784,12 @@ def make_synthetic_dataset(
                 if old.name not in wanted:
                     old.unlink()
 
-    _atomic_write_bytes(root / _CLASSES_FILE, _classes_yaml().encode())
+    write_bytes_atomic(root / _CLASSES_FILE, _classes_yaml().encode())
     for i in range(n_images):
         image, mask = generate_scene(seed=_scene_seed(seed, i), size=size)
         _atomic_save_png(images_dir / _scene_name(i), image, "RGB")
         _atomic_save_png(masks_dir / _scene_name(i), mask, "L")
-    _atomic_write_bytes(manifest_path, yaml.safe_dump(manifest, sort_keys=False).encode())
+    write_bytes_atomic(manifest_path, yaml.safe_dump(manifest, sort_keys=False).encode())
     return root
 
 

@@ -19,8 +19,10 @@ CPU study on the Dubai set), ``paper-landcoverai`` and ``paper-oxford-pet`` (the
 studies, for a GPU).
 
 Each run is a directory ``out/runs/<key=value,...>`` holding what ``pointseg train`` writes.
-A run whose ``metrics.json`` exists is skipped, so an interrupted sweep resumes where it stopped;
-a run that fails gets ``error.txt`` and the sweep goes on.
+A finished run (``model.pt`` and ``metrics.json``) with the sweep's settings is skipped; an
+interrupted run with the same settings resumes from its ``last.ckpt`` (at most one epoch lost);
+any other run folder is replaced only once its new run has finished (``overwrite``). A run that
+fails gets ``error.txt`` and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import io
 import itertools
 import logging
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,6 +46,7 @@ import yaml
 
 from pointseg.io.atomic import write_text_atomic
 from pointseg.training.config import TrainConfig
+from pointseg.training.rundir import is_finished_run
 
 __all__ = [
     "RunRecord",
@@ -201,7 +205,7 @@ def run_sweep(
     for name, settings in sweep.runs():
         run_dir = sweep.out / "runs" / name
         settings = {**settings, **(overrides or {}), "out": str(run_dir)}
-        if (run_dir / "metrics.json").is_file():
+        if is_finished_run(run_dir) and (run_dir / "metrics.json").is_file():
             changed = _changed_settings(run_dir, settings)
             if not changed:
                 logger.info("skipping finished run %s", name)
@@ -212,21 +216,36 @@ def run_sweep(
                 name,
                 ", ".join(changed),
             )
-            (run_dir / "metrics.json").unlink()
         t = time.perf_counter()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # the sweep owns its run folders: an interrupted run with the same settings resumes
+        # from its last epoch, anything else is replaced once the new run finishes
+        if (run_dir / "checkpoints" / "last.ckpt").is_file() and not _changed_settings(
+            run_dir, settings
+        ):
+            settings = {**settings, "resume": True, "overwrite": False}
+        else:
+            settings = {**settings, "resume": False, "overwrite": True}
+        # the log goes beside the run folder while it trains (a replaced folder would take it
+        # along) and into it afterwards
+        log = sweep.out / "runs" / f".{name}.train.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if settings["resume"] and (run_dir / "train.log").is_file():
+            os.replace(run_dir / "train.log", log)
         try:
-            with _run_log(run_dir / "train.log"):
+            with _run_log(log, append=settings["resume"]):
                 logger.info("run %s: %s", name, settings)
                 cfg = TrainConfig.from_dict(settings)
                 train(cfg)
         except Exception as exc:  # a failed run is recorded, the sweep goes on
+            run_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(log, run_dir / "train.log")
             write_text_atomic(run_dir / "error.txt", traceback.format_exc())
             logger.warning("run %s failed: %s", name, exc)
             records.append(
                 RunRecord(name, "failed", settings, seconds=time.perf_counter() - t, error=str(exc))
             )
             continue
+        os.replace(log, run_dir / "train.log")
         (run_dir / "error.txt").unlink(missing_ok=True)
         record = _finished(name, settings, run_dir)
         record.seconds = time.perf_counter() - t
@@ -237,9 +256,9 @@ def run_sweep(
 
 
 @contextlib.contextmanager
-def _run_log(path: Path) -> Iterator[None]:
+def _run_log(path: Path, *, append: bool = False) -> Iterator[None]:
     """Copy pointseg's log records (INFO and above) into ``path`` while a run trains."""
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler = logging.FileHandler(path, mode="a" if append else "w", encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger("pointseg")
@@ -256,7 +275,7 @@ def _run_log(path: Path) -> Iterator[None]:
 
 
 # settings that do not change a run's result
-_NEUTRAL = frozenset({"out", "progress", "resume", "cache_dir", "num_workers"})
+_NEUTRAL = frozenset({"out", "progress", "resume", "overwrite", "cache_dir", "num_workers"})
 
 
 def _changed_settings(run_dir: Path, settings: Mapping[str, Any]) -> list[str]:

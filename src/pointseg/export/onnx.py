@@ -230,8 +230,30 @@ def _spec_from_json(text: str, *, source: Path) -> ModelSpec:
         ) from exc
 
 
+def _check_opset(opset: int) -> None:
+    """Refuse an opset outside the TorchScript exporter's range."""
+    constants = getattr(torch.onnx, "_constants", None)
+    max_opset = int(getattr(constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
+    if not 9 <= opset <= max_opset:
+        raise ValueError(f"opset must be between 9 and {max_opset} for this exporter, got {opset}")
+
+
+def _set_metadata(proto: Any, meta: dict[str, str]) -> None:
+    """Replace the ``metadata_props`` of an ONNX ``ModelProto`` with ``meta`` (key → string)."""
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def _torch_export(
-    model: nn.Module, example: torch.Tensor, *, opset: int, dynamic_size: bool
+    model: nn.Module,
+    example: torch.Tensor,
+    *,
+    opset: int,
+    dynamic_size: bool,
+    input_name: str = INPUT_NAME,
+    output_name: str = OUTPUT_NAME,
 ) -> bytes:
     """Serialised ONNX graph of ``model`` from the TorchScript-based exporter."""
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
@@ -242,10 +264,10 @@ def _torch_export(
             model,
             (example,),
             buf,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            input_names=[input_name],
+            output_names=[output_name],
             opset_version=opset,
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+            dynamic_axes={input_name: axes, output_name: axes},
             do_constant_folding=True,
             dynamo=False,
         )
@@ -350,10 +372,7 @@ def export_onnx(
     ort = _import_ort() if verify else None
     src = _resolve_model_file(model_path)
     out = Path(out)
-    constants = getattr(torch.onnx, "_constants", None)
-    max_opset = int(getattr(constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
-    if not 9 <= opset <= max_opset:
-        raise ValueError(f"opset must be between 9 and {max_opset} for this exporter, got {opset}")
+    _check_opset(opset)
 
     model, spec = load_model(src, map_location="cpu")
     model.eval()
@@ -379,11 +398,7 @@ def export_onnx(
     proto = onnx.load_from_string(
         _torch_export(net, example, opset=opset, dynamic_size=dynamic_size)
     )
-    meta = {METADATA_FORMAT_KEY: FORMAT, METADATA_KEY: _spec_to_json(spec)}
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    _set_metadata(proto, {METADATA_FORMAT_KEY: FORMAT, METADATA_KEY: _spec_to_json(spec)})
     proto.doc_string = (
         f"pointseg {spec.name}: {INPUT_NAME} float32 (batch, {c}, height, width) normalised "
         f"with spec mean/std -> {OUTPUT_NAME} (batch, {spec.num_classes}, height, width)"

@@ -7,13 +7,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from pointseg.io.atomic import atomic_open, remove_stale_temp_files
 
 __all__ = ["PseudoLabelCache"]
 
@@ -50,9 +51,10 @@ class PseudoLabelCache:
     """Content-addressed cache of pseudo-labels under ``root``.
 
     Entries live at ``root/<key[:2]>/<key>.png`` as 8-bit grayscale PNGs (lossless),
-    written atomically (temporary file in the same folder, then :func:`os.replace`),
-    so concurrent writers of the same key are safe. Unreadable entries are treated
-    as misses.
+    written atomically (:func:`pointseg.io.atomic.atomic_open`: temporary file in the same
+    folder, then :func:`os.replace`), so concurrent writers of the same key are safe.
+    Unreadable entries are treated as misses. The first write into a folder removes the
+    temporary files that killed processes left there.
 
     Parameters
     ----------
@@ -62,6 +64,7 @@ class PseudoLabelCache:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._swept: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r})"
@@ -152,15 +155,11 @@ class PseudoLabelCache:
         """
         path = self.path(key)
         arr = _as_label_map(labels)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                Image.fromarray(arr).save(f, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if path.parent not in self._swept:
+            remove_stale_temp_files(path.parent)
+            self._swept.add(path.parent)
+        with atomic_open(path, "wb") as f:
+            Image.fromarray(arr).save(f, format="PNG")
 
     def get_or_compute(
         self,

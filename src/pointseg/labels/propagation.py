@@ -14,12 +14,9 @@ from typing import Any
 import numpy as np
 
 from pointseg.constants import IGNORE_INDEX
-from pointseg.labels.cache import PseudoLabelCache
-from pointseg.superpixels import compute_superpixels, get_superpixel_method
 
 __all__ = [
     "PSEUDO_LABEL_VERSION",
-    "make_pseudo_label",
     "propagate_labels",
     "propagate_multiscale",
     "propagation_stats",
@@ -232,86 +229,3 @@ def propagate_multiscale(
         fill = out == ignore_index
         out[fill] = level[fill]
     return out
-
-
-def make_pseudo_label(
-    image: np.ndarray,
-    points: np.ndarray,
-    *,
-    n_classes: int,
-    method: str = "hers",
-    n_segments: int = 300,
-    seed: int = 0,
-    ignore_index: int = IGNORE_INDEX,
-    cache: PseudoLabelCache | None = None,
-    fill_counts: Sequence[int] = (),
-    **method_options: Any,
-) -> np.ndarray:
-    """Pseudo-label one image: superpixels, then majority vote of the points.
-
-    Parameters
-    ----------
-    image : np.ndarray, shape (H, W) or (H, W, C)
-        uint8 or float image, any number of bands.
-    points : np.ndarray, shape (N, 3), integer
-        Columns x, y, class.
-    n_classes : int
-        Number of classes (<= ``ignore_index``).
-    method : str, default "hers"
-        Superpixel method name (see :func:`pointseg.superpixels.list_superpixel_methods`).
-    n_segments : int, default 300
-        Target number of superpixels.
-    seed : int, default 0
-        Seed passed to the superpixel method.
-    ignore_index : int, default IGNORE_INDEX (255)
-        Value of unlabelled pixels.
-    cache : PseudoLabelCache, optional
-        When given, the result is looked up / stored under a key over the image,
-        the points and the settings (method, n_segments, fill_counts, seed,
-        n_classes, ignore_index, method options and :data:`PSEUDO_LABEL_VERSION`).
-    fill_counts : sequence of int, default ()
-        Coarser superpixel counts (each < ``n_segments``) whose superpixels fill the pixels
-        that finer levels leave unlabelled (:func:`propagate_multiscale`); empty: one scale.
-    **method_options
-        Options of the superpixel method (must be JSON-serialisable when caching).
-
-    Returns
-    -------
-    np.ndarray, shape (H, W), uint8
-        The pseudo-label map.
-    """
-    n_classes, ignore_index = _check_n_classes(n_classes, ignore_index)
-    get_superpixel_method(method)  # fail fast on an unknown name, even on a cache hit
-    shape = np.shape(image)
-    if len(shape) not in (2, 3):
-        raise ValueError(f"image must have shape (H, W) or (H, W, C), got shape {shape}.")
-    pts = _check_points(points, height=shape[0], width=shape[1], n_classes=n_classes)
-    counts = [int(n_segments), *sorted((int(c) for c in fill_counts), reverse=True)]
-    if any(c >= n_segments or c < 1 for c in counts[1:]):
-        raise ValueError(
-            f"fill_counts {list(fill_counts)} must be coarser than n_segments={n_segments} "
-            "(each between 1 and n_segments - 1)"
-        )
-
-    def compute() -> np.ndarray:
-        if len(pts) == 0:
-            return np.full(shape[:2], ignore_index, dtype=np.uint8)
-        levels = [
-            compute_superpixels(image, method=method, n_segments=c, seed=seed, **method_options)
-            for c in counts
-        ]
-        return propagate_multiscale(levels, pts, n_classes=n_classes, ignore_index=ignore_index)
-
-    if cache is None:
-        return compute()
-    settings = {
-        "version": PSEUDO_LABEL_VERSION,
-        "method": method,
-        "n_segments": n_segments,
-        "fill_counts": counts[1:],
-        "seed": seed,
-        "n_classes": n_classes,
-        "ignore_index": ignore_index,
-        "options": method_options,
-    }
-    return cache.get_or_compute(np.asarray(image), pts, settings, compute)

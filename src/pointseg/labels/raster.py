@@ -22,7 +22,8 @@ import numpy as np
 from pointseg.constants import IGNORE_INDEX
 from pointseg.io.atomic import atomic_write
 from pointseg.io.windows import RasterWindows, read_errors
-from pointseg.labels.propagation import PSEUDO_LABEL_VERSION, make_pseudo_label
+from pointseg.labels.propagation import PSEUDO_LABEL_VERSION
+from pointseg.labels.settings import make_pseudo_label
 
 __all__ = ["pseudo_label_raster", "raster_label_key"]
 

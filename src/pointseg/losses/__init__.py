@@ -3,6 +3,7 @@
 from pointseg.losses.losses import (
     ClassWeightedMaskedMSE,
     PartialCrossEntropy,
+    check_loss_options,
     get_loss,
     list_losses,
     register_loss,
@@ -11,6 +12,7 @@ from pointseg.losses.losses import (
 __all__ = [
     "ClassWeightedMaskedMSE",
     "PartialCrossEntropy",
+    "check_loss_options",
     "get_loss",
     "list_losses",
     "register_loss",

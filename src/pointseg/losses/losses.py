@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from pointseg.constants import IGNORE_INDEX
 __all__ = [
     "ClassWeightedMaskedMSE",
     "PartialCrossEntropy",
+    "check_loss_options",
     "get_loss",
     "list_losses",
     "register_loss",
@@ -84,6 +85,34 @@ def list_losses() -> list[str]:
     list of str
     """
     return sorted(_LOSSES)
+
+
+def check_loss_options(name: str, options: dict[str, Any]) -> None:
+    """Check ``options`` against the loss's constructor before any work is done.
+
+    Raises
+    ------
+    ValueError
+        Naming the loss, the option and the valid options.
+    """
+    import inspect
+
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; available losses: {', '.join(list_losses())}")
+    if not isinstance(options, dict):
+        raise ValueError(f"loss options must be a mapping, got {options!r}")
+    params = inspect.signature(_LOSSES[name].__init__).parameters
+    valid = sorted(p for p in params if p != "self" and params[p].kind is not params[p].VAR_KEYWORD)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for loss {name!r}; valid options: "
+            f"{', '.join(valid) or 'none'}"
+        )
+    try:
+        _LOSSES[name](**options)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"loss {name!r} rejects options {options}: {exc}") from exc
 
 
 def get_loss(name: str, **kwargs: object) -> nn.Module:

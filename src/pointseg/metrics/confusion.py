@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from pointseg.constants import IGNORE_INDEX
+from pointseg.io.atomic import write_text_atomic
 
 __all__ = [
     "ConfusionMatrix",
@@ -574,8 +574,9 @@ def _to_jsonable(obj: Any) -> Any:
 def save_metrics_json(metrics: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write metrics to a JSON file atomically.
 
-    The JSON is written to a temporary file in the destination directory and moved
-    into place with :func:`os.replace`, so readers never see a half-written file.
+    The JSON is written to a temporary file in the destination directory, flushed to disk
+    and moved into place (:func:`pointseg.io.atomic.write_text_atomic`), so readers never
+    see a half-written file.
     NaN and infinite values are written as ``null``.
 
     Parameters
@@ -593,21 +594,7 @@ def save_metrics_json(metrics: Mapping[str, Any], path: str | os.PathLike[str]) 
     if not isinstance(metrics, Mapping):
         raise ValueError(f"metrics must be a mapping, got {type(metrics).__name__}.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_to_jsonable(metrics), indent=2, allow_nan=False)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    write_text_atomic(path, text + "\n", fsync=True)
     logger.debug("Wrote metrics to %s", path)
     return path

@@ -3,6 +3,7 @@
 from pointseg.models.registry import (
     ModelSpec,
     build_model,
+    check_model_options,
     get_model,
     list_models,
     load_model,
@@ -15,6 +16,7 @@ __all__ = [
     "ModelSpec",
     "UNet",
     "build_model",
+    "check_model_options",
     "get_model",
     "list_models",
     "load_model",

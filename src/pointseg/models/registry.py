@@ -22,6 +22,7 @@ from pointseg.models.unet import UNet
 __all__ = [
     "ModelSpec",
     "build_model",
+    "check_model_options",
     "get_model",
     "list_models",
     "load_model",
@@ -123,6 +124,75 @@ def get_model(
 
 # --------------------------------------------------------------------------------------------
 # torchvision DeepLabV3 / FCN
+
+
+def check_model_options(name: str, options: dict[str, Any]) -> None:
+    """Check ``options`` against the model's constructor before any work is done.
+
+    Unknown names are an error listing the valid ones; values of the wrong type or range are
+    caught by building the model once (3 bands, 2 classes, no weights).
+
+    Raises
+    ------
+    ValueError
+        Naming the model, the option and the valid options.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
+    if not isinstance(options, dict):
+        raise ValueError(f"model options must be a mapping, got {options!r}")
+    reserved = sorted(set(options) & {"num_classes", "in_channels"})
+    if reserved:
+        raise ValueError(
+            f"model option(s) {reserved} are set by pointseg from the data; remove them"
+        )
+    valid = _option_names(name)
+    unknown = sorted(set(options) - set(valid) - {"weights"}) if valid is not None else []
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for model {name!r}; valid options: "
+            f"{', '.join(valid) or 'none'}"
+        )
+    trial = {k: v for k, v in options.items() if k != "weights"}
+    if not trial:
+        return
+    import inspect
+
+    params = inspect.signature(_REGISTRY[name]).parameters
+    for key, value in trial.items():
+        default = params[key].default if key in params else None
+        kind = type(default)
+        exact = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        widened = kind is float and isinstance(value, int) and not isinstance(value, bool)
+        if kind in (int, float, str, bool) and not (exact or widened):
+            raise ValueError(
+                f"model option {key}={value!r} of {name!r} must be of type {kind.__name__} "
+                f"(default {default!r})"
+            )
+    try:
+        get_model(name, num_classes=2, in_channels=3, **trial)
+    except (TypeError, ValueError, RuntimeError, AssertionError, KeyError) as exc:
+        raise ValueError(f"model {name!r} rejects options {trial}: {exc}") from exc
+
+
+def _option_names(name: str) -> list[str] | None:
+    """The options a model's builder takes, or None when it passes any name on (smp)."""
+    import inspect
+
+    var = inspect.Parameter.VAR_KEYWORD
+    params = inspect.signature(_REGISTRY[name]).parameters
+    fixed = {"num_classes", "in_channels", "weights"}
+    names = {p for p, v in params.items() if p not in fixed and v.kind is not var}
+    if not any(v.kind is var for v in params.values()):
+        return sorted(names)
+    if not name.startswith("smp_"):
+        return None
+    import segmentation_models_pytorch as smp
+
+    cls = smp.Unet if name == "smp_unet" else smp.DeepLabV3Plus
+    init = inspect.signature(cls.__init__).parameters
+    skip = {"self", "encoder_name", "encoder_weights", "in_channels", "classes"}
+    return sorted(names | {p for p, v in init.items() if p not in skip and v.kind is not var})
 
 
 def _adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:

@@ -15,6 +15,12 @@ from pointseg.points.io import (
     read_points_geojson,
     write_points_csv,
 )
+from pointseg.points.load import (
+    MAP_POINT_SUFFIXES,
+    load_points,
+    no_supervision_message,
+    points_in_map_coordinates,
+)
 from pointseg.points.sampling import (
     POINT_SCHEMES,
     image_seed,
@@ -25,6 +31,7 @@ from pointseg.points.sampling import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAP_POINT_SUFFIXES",
     "POINT_SCHEMES",
     "SUPPORTED_POINT_SUFFIXES",
     "GeoPointReport",
@@ -32,6 +39,9 @@ __all__ = [
     "image_seed",
     "image_stem",
     "list_point_schemes",
+    "load_points",
+    "no_supervision_message",
+    "points_in_map_coordinates",
     "points_to_mask",
     "read_geo_points",
     "read_points",

@@ -14,13 +14,14 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import numpy as np
+
+from pointseg.io.atomic import atomic_open
 
 __all__ = [
     "CSV_COLUMNS",
@@ -658,7 +659,8 @@ def write_points_csv(
     ----------
     path : str or os.PathLike
         Output file; parent directories are created.  The file is written to a temporary
-        file in the same directory and moved into place with ``os.replace``.
+        file in the same directory and moved into place
+        (:func:`pointseg.io.atomic.atomic_open`).
     points_by_image : mapping of str to np.ndarray
         ``{stem: points}``, each ``(N, 3)`` integer ``[x, y, class]``.  Images are written in
         sorted order, points in the given order.
@@ -699,19 +701,8 @@ def write_points_csv(
             )
         rows.extend((str(stem), int(x), int(y), names[int(c)]) for x, y, c in pts.tolist())
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", encoding="utf-8", newline="", fsync=True) as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
     return path

@@ -15,9 +15,10 @@ from pointseg.data.classes import ClassMap
 from pointseg.data.folder import FolderDataset
 from pointseg.data.rasters import read_reference_window
 from pointseg.data.remap import ClassRemap
+from pointseg.io.raster import band_layout
 from pointseg.metrics import ConfusionMatrix
 from pointseg.models.registry import ModelSpec
-from pointseg.predict.inference import predict_logits
+from pointseg.predict.inference import band_mismatch, predict_logits
 
 __all__ = ["evaluate_dataset", "evaluate_label_rasters", "label_agreement"]
 
@@ -33,7 +34,11 @@ def evaluate_dataset(
     """Metrics from one confusion matrix over all images of ``dataset`` (native resolution).
 
     The model runs at its training size; its logits are resized to each image (bilinear), and
-    the masks are never resized.
+    the masks are never resized (nodata pixels, 255 in the masks, are not scored).
+
+    The bands are the dataset's: open it with ``bands=`` the user's ``--bands``, else the
+    model's ``spec.bands``. Each image's band count is checked against the model before it is
+    predicted: a mismatch is an error naming the file, the model's bands and ``--bands``.
     """
     if list(spec.class_names) != list(dataset.class_map.names):
         raise ValueError(
@@ -47,7 +52,16 @@ def evaluate_dataset(
         sample = dataset[i]
         if "mask" not in sample:
             raise ValueError(f"image {sample['name']!r} has no mask to evaluate against")
-        logits = predict_logits(model, spec, sample["image"], device=device)
+        image = sample["image"]
+        records = getattr(dataset, "records", None)
+        where = records[i].image if records is not None else repr(sample["name"])
+        if image.ndim == 3 and image.shape[2] != spec.in_channels:
+            chosen = getattr(dataset, "bands", None)
+            if chosen is not None and list(chosen) != list(spec.bands or []):
+                layout = band_layout(where) if isinstance(where, Path) else None
+                raise band_mismatch(spec, image.shape[2], image=where, chosen=chosen, layout=layout)
+            raise band_mismatch(spec, image.shape[2], image=where)
+        logits = predict_logits(model, spec, image, device=device, where=where)
         cm.update(logits.argmax(0).cpu(), torch.from_numpy(sample["mask"]))
     return cm.compute()
 

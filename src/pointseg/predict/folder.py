@@ -6,13 +6,22 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from pointseg.io.raster import IMAGE_SUFFIXES, read_image, write_label_geotiff, write_png
-from pointseg.predict.inference import open_model, predict_labels, resolve_device
+from pointseg.io.raster import (
+    IMAGE_SUFFIXES,
+    band_layout,
+    read_image,
+    write_label_geotiff,
+    write_png,
+)
+from pointseg.predict.inference import open_model, predict_labels, resolve_bands, resolve_device
 from pointseg.viz.colors import overlay
 
-__all__ = ["predict_folder"]
+__all__ = ["NODATA_LABEL", "predict_folder"]
 
 logger = logging.getLogger(__name__)
+
+#: Class-map value of nodata pixels (alpha 0, GDAL mask), as in tiled prediction.
+NODATA_LABEL = 255
 
 
 def _inputs(source: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -38,13 +47,28 @@ def predict_folder(
     *,
     device: str | None = "auto",
     overlays: bool = True,
+    bands: Sequence[int] | None = None,
     progress: Callable[[Iterable[Path]], Iterable[Path]] | None = None,
 ) -> list[Path]:
     """Write a class map for every image.
 
     For each input ``stem``: ``out_dir/stem.png`` (palette PNG whose pixel values are class
     indices), ``out_dir/stem.tif`` when the input is georeferenced (same CRS and transform),
-    and ``out_dir/overlays/stem.png`` (colours over the image) when ``overlays``.
+    and ``out_dir/overlays/stem.png`` (colours over the image) when ``overlays``. Nodata
+    pixels (alpha 0, a GDAL mask or nodata value) are :data:`NODATA_LABEL` (255).
+
+    Parameters
+    ----------
+    bands : list of int, optional
+        Zero-based bands of the inputs to feed the model (``--bands``), numbered as in the
+        files (alpha bands included). Default: the bands the model was trained on
+        (``spec.bands``), else every band but alpha bands.
+
+    Raises
+    ------
+    ValueError
+        Before predicting an image whose bands do not fit the model (naming the file, the
+        model and ``--bands``), or on a band index out of range.
 
     Returns
     -------
@@ -59,12 +83,18 @@ def predict_folder(
     written = []
     iterator: Iterable[Path] = progress(files) if progress else files
     for path in iterator:
-        image, georef = read_image(path, bands=spec.bands)
-        labels = predict_labels(model, spec, image, device=dev)
+        keep = resolve_bands(spec, band_layout(path), bands, image=path, model=model_path)
+        image, georef, valid = read_image(path, bands=keep, with_mask=True)
+        labels = predict_labels(model, spec, image, device=dev, where=path)
+        if valid is not None:
+            labels[~valid] = NODATA_LABEL
         written.append(write_png(out_dir / f"{path.stem}.png", labels, palette=colors))
         if georef is not None:
+            nodata = NODATA_LABEL if valid is not None else None
             written.append(
-                write_label_geotiff(out_dir / f"{path.stem}.tif", labels, georef, colors=colors)
+                write_label_geotiff(
+                    out_dir / f"{path.stem}.tif", labels, georef, nodata=nodata, colors=colors
+                )
             )
         if overlays:
             write_png(out_dir / "overlays" / f"{path.stem}.png", overlay(image, labels, colors))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,134 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pointseg.io.raster import BandLayout
 from pointseg.models.registry import ModelSpec, load_model
 
-__all__ = ["open_model", "predict_labels", "predict_logits", "resolve_device"]
+__all__ = [
+    "band_mismatch",
+    "open_model",
+    "predict_labels",
+    "predict_logits",
+    "resolve_bands",
+    "resolve_device",
+]
+
+
+def _fmt(indices: Sequence[int]) -> str:
+    return ",".join(str(int(i)) for i in indices)
+
+
+def band_mismatch(
+    spec: ModelSpec,
+    n_bands: int,
+    *,
+    image: str | Path = "the image",
+    model: str | Path | None = None,
+    chosen: Sequence[int] | None = None,
+    layout: BandLayout | None = None,
+) -> ValueError:
+    """The error for a model fed ``n_bands`` bands instead of ``spec.in_channels``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    n_bands : int
+        Bands the image gives (those chosen, or every band but alpha bands).
+    image : str or Path
+        Names the image in the message.
+    model : str or Path, optional
+        Names the model (default: its architecture, ``spec.name``).
+    chosen : list of int, optional
+        The band indices the user chose (``--bands``), if any.
+    layout : BandLayout, optional
+        The image file's bands, for the suggestion.
+
+    Returns
+    -------
+    ValueError
+        "model X expects N band(s) (trained on bands [..]); IMAGE has M: choose N of them with
+        --bands i,j,k", or how to fix it when the image has too few bands.
+    """
+    n = spec.in_channels
+    label = str(model) if model is not None else repr(spec.name)
+    trained = list(spec.bands) if spec.bands is not None else list(range(n))
+    head = f"model {label} expects {n} band(s) (trained on bands {trained}); "
+    if layout is None:
+        layout = BandLayout(n_bands)
+    if chosen is not None:
+        what = (
+            f"--bands {_fmt(chosen)} picks {len(chosen)} of the {layout.count} band(s) of {image}"
+        )
+    else:
+        alpha = ""
+        if layout.alpha:
+            alpha = f" (plus alpha band {_fmt(layout.alpha)}, read as a validity mask)"
+        what = f"{image} has {n_bands}{alpha}"
+    return ValueError(f"{head}{what}: {_fix(n, layout)}")
+
+
+def _fix(n: int, layout: BandLayout) -> str:
+    """How to feed ``n`` bands of an image with ``layout`` to a model."""
+    usable, total = layout.default, list(range(layout.count))
+    if len(usable) >= n:
+        return f"choose {n} of them with --bands {_fmt(usable[:n])}"
+    if len(total) >= n:
+        return (
+            f"choose {n} of them with --bands {_fmt(total[:n])} (band(s) {_fmt(layout.alpha)} "
+            "being marked alpha: select them only if they are real bands)"
+        )
+    return (
+        f"it lacks bands the model was trained on: use images with the model's {n} bands "
+        f"(choosing them with --bands i,j,...) or a model trained on {layout.count} band(s)"
+    )
+
+
+def resolve_bands(
+    spec: ModelSpec,
+    layout: BandLayout,
+    bands: Sequence[int] | None = None,
+    *,
+    image: str | Path = "the image",
+    model: str | Path | None = None,
+) -> list[int]:
+    """The zero-based bands of an image file to feed a model, checked before predicting.
+
+    ``bands`` (the user's ``--bands``) overrides the model's ``spec.bands``; without either,
+    every band but alpha bands. Band indices number the file's bands, alpha bands included.
+
+    Raises
+    ------
+    ValueError
+        Naming the image and ``--bands``: an index out of range (with the band count), or a
+        band count other than ``spec.in_channels``.
+    """
+    if bands is not None:
+        try:
+            keep = layout.select(bands, image)
+        except ValueError as exc:
+            raise ValueError(f"--bands {_fmt(bands)}: {exc}") from None
+        if len(keep) != spec.in_channels:
+            raise band_mismatch(
+                spec, len(keep), image=image, model=model, chosen=keep, layout=layout
+            )
+        return keep
+    if spec.bands is not None:
+        keep = [int(b) for b in spec.bands]
+        bad = [b for b in keep if not 0 <= b < layout.count]
+        if bad:
+            label = str(model) if model is not None else repr(spec.name)
+            raise ValueError(
+                f"model {label} was trained on bands {keep}, but {image} has {layout.count} "
+                f"band(s) (indices 0..{layout.count - 1}; band index {_fmt(bad)} is out of "
+                f"range): {_fix(spec.in_channels, layout)}"
+            )
+        if len(keep) != spec.in_channels:
+            raise band_mismatch(spec, len(layout.default), image=image, model=model, layout=layout)
+        return keep
+    keep = layout.default
+    if len(keep) != spec.in_channels:
+        raise band_mismatch(spec, len(keep), image=image, model=model, layout=layout)
+    return keep
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -52,7 +178,12 @@ def open_model(
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, spec: ModelSpec, image: np.ndarray, *, device: torch.device | None = None
+    model: nn.Module,
+    spec: ModelSpec,
+    image: np.ndarray,
+    *,
+    device: torch.device | None = None,
+    where: str | Path | None = None,
 ) -> torch.Tensor:
     """Class scores for one image at its own resolution.
 
@@ -63,6 +194,9 @@ def predict_logits(
     spec : ModelSpec
         Normalisation, band count and the training image size.
     image : ndarray, shape (H, W, C)
+        ``C`` must be ``spec.in_channels`` (bands already chosen).
+    where : str or Path, optional
+        Names the image in errors.
 
     Returns
     -------
@@ -70,11 +204,12 @@ def predict_logits(
         The model runs at ``spec.image_size`` (when set); its logits are resized back to
         (H, W) bilinearly, so labels are never interpolated.
     """
-    if image.ndim != 3 or image.shape[2] != spec.in_channels:
+    if image.ndim != 3:
         raise ValueError(
-            f"the model expects {spec.in_channels} band(s), the image has shape {image.shape}; "
-            "select bands with --bands or use a model trained on this band count"
+            f"{where or 'the image'} has shape {image.shape}; expected (height, width, bands)"
         )
+    if image.shape[2] != spec.in_channels:
+        raise band_mismatch(spec, image.shape[2], image=where or "the image")
     if device is None:  # a torch module's parameters, or an ONNX model's ``device``
         device = getattr(model, "device", None) or next(model.parameters()).device
     h, w = image.shape[:2]
@@ -91,7 +226,13 @@ def predict_logits(
 
 
 def predict_labels(
-    model: nn.Module, spec: ModelSpec, image: np.ndarray, *, device: torch.device | None = None
+    model: nn.Module,
+    spec: ModelSpec,
+    image: np.ndarray,
+    *,
+    device: torch.device | None = None,
+    where: str | Path | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 class map for one (H, W, C) image."""
-    return predict_logits(model, spec, image, device=device).argmax(0).to(torch.uint8).cpu().numpy()
+    logits = predict_logits(model, spec, image, device=device, where=where)
+    return logits.argmax(0).to(torch.uint8).cpu().numpy()

@@ -58,7 +58,6 @@ import logging
 import math
 import numbers
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,10 +69,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pointseg.io.atomic import atomic_write
+from pointseg.io.atomic import (
+    atomic_write,
+    remove_stale_temp_files,
+    scratch_file,
+    scratch_path,
+)
+from pointseg.io.raster import BandLayout
 from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.models.registry import ModelSpec
-from pointseg.predict.inference import resolve_device
+from pointseg.predict.inference import resolve_bands, resolve_device
 
 __all__ = [
     "GDAL_CACHE_MB",
@@ -181,37 +186,15 @@ def _rasterio() -> Any:
     return rasterio
 
 
-def _band_indexes(src: Any, spec: ModelSpec, path: Path) -> list[int]:
-    """One-based band indexes of ``src`` to feed the model, checked against the spec."""
-    count = src.count
-    if spec.bands is not None:
-        bad = [b for b in spec.bands if not (_is_int(b) and 0 <= b < count)]
-        if bad:
-            raise ValueError(
-                f"{path} has {count} band(s), but the model's spec.bands {list(spec.bands)} "
-                f"holds out-of-range zero-based indices {bad}; set spec.bands to indices in "
-                f"0..{count - 1}"
-            )
-        indexes = [int(b) + 1 for b in spec.bands]
-    else:
-        indexes = list(range(1, count + 1))
-    if len(indexes) != spec.in_channels:
-        picked = f" ({len(indexes)} selected by spec.bands)" if spec.bands is not None else ""
-        if count >= spec.in_channels:
-            fix = (
-                f"set spec.bands to {spec.in_channels} zero-based band indices of this file "
-                f"(e.g. {list(range(spec.in_channels))}), or use a model trained on "
-                f"{len(indexes)} band(s)"
-            )
-        else:
-            fix = (
-                f"use a source with the {spec.in_channels} bands the model was trained on, or "
-                f"a model trained on {count} band(s)"
-            )
-        raise ValueError(
-            f"{path} has {count} band(s){picked}, but the model takes {spec.in_channels}; {fix}"
-        )
-    return indexes
+def _band_indexes(
+    src: Any, spec: ModelSpec, path: Path, bands: list[int] | None = None
+) -> list[int]:
+    """One-based band indexes of ``src`` to feed the model, checked against it.
+
+    ``bands`` (the user's choice), else ``spec.bands``, else every band but alpha bands.
+    """
+    layout = BandLayout.of_dataset(src)
+    return [b + 1 for b in resolve_bands(spec, layout, bands, image=path)]
 
 
 def _normalisation(spec: ModelSpec, n: int) -> tuple[list[float], list[float]]:
@@ -237,16 +220,9 @@ def _cog_supported() -> bool:
         return "COG" in env.drivers()
 
 
-@contextlib.contextmanager
-def _scratch(beside: Path) -> Iterator[Path]:
+def _scratch(beside: Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary .tif beside ``beside``, always removed."""
-    beside.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{beside.stem}.", suffix=".tiled.tif", dir=beside.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return scratch_path(beside, suffix=".tiled.tif")
 
 
 def _profile(src: Any, count: int, nodata: int | None) -> dict[str, Any]:
@@ -411,6 +387,7 @@ def predict_raster(
     nodata: float | None = None,
     block_size: int = 1024,
     scale: float = 1.0,
+    bands: list[int] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Predict a class map for a GeoTIFF of any size, in bounded memory.
@@ -422,7 +399,8 @@ def predict_raster(
         resized bilinearly). Put in eval mode for the run (its mode is restored afterwards).
     spec : ModelSpec
         ``in_channels``, ``num_classes`` (at most 255), ``mean``/``std`` (normalisation, one
-        value per band), ``bands`` (zero-based band indices of the source, or None for all),
+        value per band), ``bands`` (zero-based band indices of the source, or None for all
+        but alpha bands),
         ``class_colors`` (colour table of the output) and ``class_names`` (band descriptions of
         the probability raster). ``image_size`` is not used: tiles run at the source resolution
         times ``scale``.
@@ -464,6 +442,10 @@ def predict_raster(
         Ground-resolution factor between the source and the model's training data: the model
         runs on tiles resampled by ``scale`` (0.5: downsampled by 2, antialiased) and its logits
         are resized back bilinearly before the softmax (labels are never interpolated).
+    bands : list of int, optional
+        Zero-based bands of the source to feed the model (``--bands``), numbered as in the file
+        (alpha bands included); overrides ``spec.bands``. Default: ``spec.bands``, else every
+        band but alpha bands (an alpha band is nodata, not a band).
     progress : bool
         Show a tqdm progress bar (tiles, with ETA) on stderr.
 
@@ -479,8 +461,9 @@ def predict_raster(
     FileNotFoundError
         When ``source`` does not exist.
     ValueError
-        When ``source`` cannot be read (naming the file), its band count does not match the
-        model's, or an option is out of range.
+        When ``source`` cannot be read (naming the file), its bands do not fit the model
+        (naming the file, the model's bands and ``--bands``), a band index is out of range,
+        or an option is out of range.
     RuntimeError
         When ``cog=True`` and this GDAL has no COG driver.
 
@@ -532,7 +515,7 @@ def predict_raster(
                 raise ValueError(
                     f"cannot read {source} as a raster: {exc}; is it a complete GeoTIFF?"
                 ) from exc
-            indexes = _band_indexes(src, spec, source)
+            indexes = _band_indexes(src, spec, source, bands)
             reader = RasterWindows(src, source, indexes, nodata)
             window = blend_window(tile, ovl)
             runner = _Runner(
@@ -558,6 +541,9 @@ def predict_raster(
                 block,
                 dev,
             )
+            # a killed run leaves its temporary rasters (which can be large) behind
+            for folder in dict.fromkeys(p.parent for p in (out, prob_path) if p is not None):
+                remove_stale_temp_files(folder)
             final_out = stack.enter_context(atomic_write(out))
             final_prob = stack.enter_context(atomic_write(prob_path)) if prob_path else None
             tiled_out = stack.enter_context(_scratch(out)) if cog else final_out
@@ -628,7 +614,7 @@ class _Spill:
     def write(self, j: int, part: torch.Tensor) -> None:
         """Store ``part`` (C, h, w), a row range of an accumulator, in slot ``j``."""
         if self.file is None:
-            self.file = tempfile.TemporaryFile(dir=self.beside.parent)
+            self.file = scratch_file(self.beside.parent)
         fd = self.file.fileno()
         for c, plane in enumerate(part):
             data = plane.cpu().numpy()  # a row range of a C-contiguous plane: contiguous

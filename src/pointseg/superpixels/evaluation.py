@@ -1,20 +1,12 @@
-"""Superpixel quality measures against a dense label map, and a benchmark over a dataset.
+"""Superpixel quality measures against a dense label map.
 
 Pure functions on arrays: boundary recall with a pixel tolerance, undersegmentation error,
-achievable segmentation accuracy; :func:`benchmark_superpixels` runs methods and counts over a
-folder dataset and adds the coverage and accuracy of the pseudo-labels that ``n_points``
-sampled query points give.
+achievable segmentation accuracy. The benchmark that runs methods and counts over a dataset
+(and scores the pseudo-labels of sampled points) is
+:func:`pointseg.benchmarking.benchmark_superpixels`.
 """
 
 from __future__ import annotations
-
-import csv
-import io
-import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -22,17 +14,12 @@ from scipy import ndimage
 from pointseg.constants import IGNORE_INDEX
 
 __all__ = [
-    "SuperpixelScore",
     "achievable_segmentation_accuracy",
-    "benchmark_superpixels",
     "boundary_map",
     "boundary_recall",
-    "format_superpixel_table",
+    "class_boundary_map",
     "undersegmentation_error",
-    "write_superpixel_csv",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def boundary_map(labels: np.ndarray) -> np.ndarray:
@@ -44,17 +31,34 @@ def boundary_map(labels: np.ndarray) -> np.ndarray:
     return b
 
 
+def class_boundary_map(mask: np.ndarray, *, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """(H, W) bool: class boundaries between two *labelled* pixels.
+
+    Like :func:`boundary_map` (a pixel is marked when its right or bottom 4-neighbour has
+    another class), but only where both pixels are labelled: a border between a class and
+    ``ignore_index`` is not a class boundary. Masks whose class borders are drawn as ignore
+    pixels (ISPRS Potsdam/Vaihingen "eroded" masks) therefore have none: check with
+    ``class_boundary_map(mask).any()``.
+    """
+    mask = np.asarray(mask)
+    labelled = mask != ignore_index
+    b = np.zeros(mask.shape, bool)
+    b[:, :-1] |= (mask[:, :-1] != mask[:, 1:]) & labelled[:, :-1] & labelled[:, 1:]
+    b[:-1, :] |= (mask[:-1, :] != mask[1:, :]) & labelled[:-1, :] & labelled[1:, :]
+    return b
+
+
 def boundary_recall(
     segments: np.ndarray, mask: np.ndarray, *, tolerance: int = 2, ignore_index: int = IGNORE_INDEX
 ) -> float:
     """Fraction of the mask's class boundaries within ``tolerance`` pixels of a superpixel boundary.
 
-    Boundaries touching ignored pixels are not counted. NaN when the mask has no boundary.
+    The class boundaries are those between two labelled pixels of different classes
+    (:func:`class_boundary_map`); borders with ignored pixels are not counted. NaN when the
+    mask has no such boundary (e.g. all its class borders are ignore pixels): there is
+    nothing to recall, which callers should report as such rather than as a score.
     """
-    gt = boundary_map(mask)
-    ignored = np.asarray(mask) == ignore_index
-    if ignored.any():
-        gt &= ~ndimage.binary_dilation(ignored, iterations=1)
+    gt = class_boundary_map(mask, ignore_index=ignore_index)
     n = int(gt.sum())
     if n == 0:
         return float("nan")
@@ -105,125 +109,3 @@ def achievable_segmentation_accuracy(
         return float("nan")
     table = _contingency(np.asarray(segments)[valid], mask[valid])
     return float(table.max(axis=1).sum() / valid.sum())
-
-
-@dataclass
-class SuperpixelScore:
-    """One row of the superpixel benchmark (means over images, except the pixel-pooled ones)."""
-
-    method: str
-    n_segments: int
-    achieved_segments: float
-    boundary_recall: float
-    undersegmentation_error: float
-    achievable_accuracy: float
-    pseudo_coverage: float
-    pseudo_accuracy: float
-    ms_per_image: float
-    n_images: int
-
-
-def benchmark_superpixels(
-    samples: Iterable[tuple[str, np.ndarray, np.ndarray]],
-    *,
-    methods: Sequence[str],
-    counts: Sequence[int],
-    n_classes: int,
-    n_points: int = 50,
-    seed: int = 0,
-    tolerance: int = 2,
-    method_options: dict[str, dict] | None = None,
-    on_segments: Callable[[str, str, int, np.ndarray, np.ndarray], None] | None = None,
-) -> list[SuperpixelScore]:
-    """Score each method at each superpixel count over ``(name, image, mask)`` samples.
-
-    Pseudo-label coverage (labelled share of the mask's valid pixels) and accuracy (share of
-    labelled pixels that are right) are pooled over all pixels of all images; the other measures
-    are means over images. ``ms_per_image`` is the wall time of the method call.
-    ``on_segments(name, method, count, image, segments)`` is called for every result (overlays).
-    """
-    from pointseg.labels import propagate_labels, propagation_stats
-    from pointseg.points import image_seed, sample_points
-    from pointseg.superpixels.registry import get_superpixel_method
-
-    fns = {m: get_superpixel_method(m) for m in methods}
-    acc: dict[tuple[str, int], dict[str, list[float]]] = {
-        (m, k): {key: [] for key in ("k", "br", "ue", "asa", "ms", "valid", "eval", "ok")}
-        for m in methods
-        for k in counts
-    }
-    for name, image, mask in samples:
-        points = sample_points(mask, n_points=n_points, seed=image_seed(seed, name))
-        for m in methods:
-            for k in counts:
-                t = time.perf_counter()
-                seg = fns[m](image, n_segments=k, seed=seed, **(method_options or {}).get(m, {}))
-                ms = (time.perf_counter() - t) * 1000
-                a = acc[(m, k)]
-                a["k"].append(int(seg.max()) + 1)
-                a["br"].append(boundary_recall(seg, mask, tolerance=tolerance))
-                a["ue"].append(undersegmentation_error(seg, mask))
-                a["asa"].append(achievable_segmentation_accuracy(seg, mask))
-                a["ms"].append(ms)
-                st = propagation_stats(propagate_labels(seg, points, n_classes=n_classes), mask)
-                a["valid"].append(st["n_valid"])
-                a["eval"].append(st["n_evaluated"])
-                a["ok"].append(st["n_correct"])
-                if on_segments is not None:
-                    on_segments(name, m, k, image, seg)
-    rows = []
-    for (m, k), a in acc.items():
-        if not a["k"]:
-            continue
-        rows.append(
-            SuperpixelScore(
-                method=m,
-                n_segments=k,
-                achieved_segments=float(np.mean(a["k"])),
-                boundary_recall=float(np.nanmean(a["br"])),
-                undersegmentation_error=float(np.nanmean(a["ue"])),
-                achievable_accuracy=float(np.nanmean(a["asa"])),
-                pseudo_coverage=sum(a["eval"]) / max(sum(a["valid"]), 1),
-                pseudo_accuracy=sum(a["ok"]) / max(sum(a["eval"]), 1),
-                # the first call of a method may include one-off compilation: report the median
-                ms_per_image=float(np.median(a["ms"])),
-                n_images=len(a["k"]),
-            )
-        )
-    return rows
-
-
-def format_superpixel_table(rows: Sequence[SuperpixelScore]) -> str:
-    """A markdown table of benchmark rows."""
-    head = (
-        "| method | count | achieved | boundary recall | underseg. error | ASA | "
-        "pseudo coverage | pseudo accuracy | ms/image |\n|---|---|---|---|---|---|---|---|---|"
-    )
-    lines = [head]
-    for r in rows:
-        cells = [
-            r.method,
-            str(r.n_segments),
-            f"{r.achieved_segments:.0f}",
-            f"{r.boundary_recall:.3f}",
-            f"{r.undersegmentation_error:.3f}",
-            f"{r.achievable_accuracy:.3f}",
-            f"{r.pseudo_coverage:.3f}",
-            f"{r.pseudo_accuracy:.3f}",
-            f"{r.ms_per_image:.0f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_superpixel_csv(path: str | Path, rows: Sequence[SuperpixelScore]) -> Path:
-    """Write benchmark rows as CSV, atomically."""
-    from pointseg.io.atomic import write_text_atomic
-
-    buf = io.StringIO()
-    fields = list(asdict(rows[0])) if rows else list(SuperpixelScore.__dataclass_fields__)
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(asdict(r))
-    return write_text_atomic(path, buf.getvalue())

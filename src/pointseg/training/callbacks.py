@@ -1,4 +1,4 @@
-"""Callbacks: one CSV row of losses and metrics per epoch."""
+"""Callbacks: one CSV row of losses and metrics per epoch; atomic checkpoint files."""
 
 from __future__ import annotations
 
@@ -9,12 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from pointseg.io.atomic import write_text_atomic
+from pointseg.io.atomic import atomic_write, write_text_atomic
 
-__all__ = ["EpochCSVLogger", "read_history"]
+__all__ = ["AtomicCheckpointIO", "EpochCSVLogger", "read_history"]
 
 _COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written to a temporary file and renamed: a kill during the write
+    never leaves a half checkpoint under its final name."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        with atomic_write(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 class EpochCSVLogger(L.Callback):

@@ -10,8 +10,60 @@ import yaml
 
 from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import write_text_atomic
+from pointseg.labels.settings import PseudoLabelSettings
 
-__all__ = ["TrainConfig"]
+__all__ = ["SETTING_HELP", "TrainConfig"]
+
+
+#: One line of help per setting: the command line derives ``pointseg train``'s flags from
+#: :class:`TrainConfig`'s fields and these texts (a field without help gets no flag).
+SETTING_HELP: dict[str, str] = {
+    "data": "dataset root (a folder with images/ and masks/, or rasters)",
+    "out": "run directory (default runs/train)",
+    "dataset": "dataset loader: folder (default), landcoverai, oxford_pet, loveda, potsdam, "
+    "vaihingen, rasters (GeoTIFFs of any size trained on in windows; 'pointseg list datasets')",
+    "dataset_options": "a loader option KEY=VALUE, e.g. border=class for oxford_pet, "
+    "block_size=2048 for rasters (repeatable)",
+    "classes": "class file (YAML) or a preset name (e.g. dubai); default DATA/classes.yaml",
+    "remap": "class mapping file or preset (e.g. dubai-to-landcoverai) translating the classes",
+    "split_file": "YAML or 'stem,split' list of train/val/test",
+    "fractions": "train/val/test fractions of the seeded split (0.7 0.15 0.15)",
+    "split_seed": "seed of the seeded split (0)",
+    "group_pattern": r"regex naming each file's group, kept in one split (e.g. 't\d+$')",
+    "image_size": "square training size (default 256; 0 keeps sizes)",
+    "bands": "zero-based band indices to use, e.g. 0,1,2,3 (default: every band)",
+    "supervision": "points (default) or full",
+    "points_file": "point labels: CSV/GeoJSON in pixel coordinates, or map coordinates with "
+    "--points-crs (GeoPackage/Shapefile: always map coordinates)",
+    "points_crs": "the points are in map coordinates: 'file' (the file's CRS; GeoJSON default "
+    "WGS84) or a CRS such as EPSG:4326 for a CSV with x,y,class columns",
+    "n_points": "simulated points per image (default 50)",
+    "point_scheme": "per_class (default), uniform or grid",
+    "superpixels": "superpixel method (default hers); see 'pointseg list superpixels'",
+    "n_segments": "superpixels per image (default 300)",
+    "fill_counts": "coarser superpixel counts that fill unlabelled pixels, e.g. 150,75 "
+    "(multi-scale)",
+    "superpixel_options": "JSON options of the superpixel method",
+    "model": "model name (default unet); see 'pointseg list models'",
+    "model_options": "JSON, e.g. '{\"base_channels\": 16}'",
+    "weights": "'imagenet' (must be cached locally) or a local weights file",
+    "loss": "masked_mse (default) or partial_ce; see 'pointseg list losses'",
+    "loss_options": "JSON options of the loss",
+    "lr": "Adam learning rate (0.001)",
+    "weight_decay": "Adam weight decay (0)",
+    "batch_size": "batch size (8)",
+    "max_epochs": "maximum epochs (50)",
+    "early_stop_patience": "epochs without validation gain before stopping (10)",
+    "plateau_patience": "epochs without gain before the learning rate is reduced (4)",
+    "seed": "seed of points, superpixels and training (0)",
+    "accelerator": "auto (default), cpu or cuda",
+    "precision": "32-true (default), 16-mixed, bf16-mixed",
+    "num_workers": "data loader worker processes (0)",
+    "cache_dir": "pseudo-label cache (default ~/.cache/pointseg)",
+    "resume": "continue from OUT/checkpoints/last.ckpt (model, bands and classes must not change)",
+    "overwrite": "replace the run in OUT, once the new run has finished (the old one stays "
+    "whole if it fails)",
+}
 
 
 @dataclass
@@ -81,6 +133,7 @@ class TrainConfig:
     num_workers: int = 0
     cache_dir: str | None = None
     resume: bool = False
+    overwrite: bool = False
     progress: bool = False
 
     def validate(self) -> None:
@@ -120,17 +173,71 @@ class TrainConfig:
             raise ValueError(f"image_size must be >= 16 (or None), got {self.image_size}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        self._validate_more()
 
-    def map_points(self) -> bool:
-        """Whether ``points_file`` holds points in map coordinates (see the class docstring)."""
-        if self.points_file is None:
-            return False
-        suffix = Path(self.points_file).suffix.lower()
-        return self.points_crs is not None or suffix in (".gpkg", ".shp", ".fgb")
+    def _validate_more(self) -> None:
+        from pointseg.io.outputs import check_input_file, check_output_dir
+        from pointseg.losses import check_loss_options
+        from pointseg.models import check_model_options
+
+        for name in ("weight_decay", "num_workers", "early_stop_patience", "plateau_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if (
+            len(self.fractions) != 3
+            or any(f < 0 for f in self.fractions)
+            or not (0.999 <= sum(self.fractions) <= 1.001)
+        ):
+            raise ValueError(
+                f"fractions must be three non-negative shares (train val test) summing to 1, "
+                f"got {list(self.fractions)}"
+            )
+        if self.accelerator not in ("auto", "cpu", "cuda", "gpu"):
+            raise ValueError(f"accelerator must be auto, cpu or cuda, got {self.accelerator!r}")
+        precisions = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true")
+        if str(self.precision) not in precisions:
+            raise ValueError(
+                f"precision {self.precision!r} is unknown; use one of {', '.join(precisions)}"
+            )
+        if self.bands is not None and (
+            not self.bands
+            or any(int(b) < 0 for b in self.bands)
+            or len(set(self.bands)) != len(self.bands)
+        ):
+            raise ValueError(
+                f"bands must be distinct zero-based indices such as 0,1,2, got {self.bands}"
+            )
+        if self.points_file is not None:
+            check_input_file(self.points_file, what="point file")
+        elif self.points_crs is not None:
+            raise ValueError("points_crs (--points-crs) is set but no point file (--points)")
+        if self.classes is not None:
+            from pointseg.data.presets import resolve_class_file
+
+            resolve_class_file(self.classes)
+        if self.weights is not None and str(self.weights).lower() != "imagenet":
+            check_input_file(self.weights, what="weights file")
+        if self.overwrite and self.resume:
+            raise ValueError("overwrite and resume exclude each other: choose one")
+        check_model_options(self.model, dict(self.model_options or {}))
+        check_loss_options(self.loss, dict(self.loss_options or {}))
+        self.pseudo_label_settings()  # superpixel method, counts
+        check_output_dir(self.out, what="run folder")
+
+    def pseudo_label_settings(self) -> PseudoLabelSettings:
+        """The superpixel and propagation settings of this run (one frozen object)."""
+        return PseudoLabelSettings(
+            method=self.superpixels,
+            n_segments=self.n_segments,
+            fill_counts=tuple(self.fill_counts or ()),
+            seed=self.seed,
+            options=tuple(sorted((self.superpixel_options or {}).items())),
+        )
 
     def open_dataset(self, split: str | None, *, require_masks: bool = True) -> RecordDataset:
         """The dataset of this run (one split, or all images with ``split=None``)."""
-        from pointseg.data.registry import get_dataset, resolve_class_file
+        from pointseg.data.presets import resolve_class_file
+        from pointseg.data.registry import get_dataset
 
         kwargs: dict[str, Any] = {
             "split_file": self.split_file,

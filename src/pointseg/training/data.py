@@ -8,7 +8,7 @@ dataset then only normalises and augments, so the training loop is not starved b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from pointseg.constants import IGNORE_INDEX
 from pointseg.data.base import RecordDataset
 from pointseg.data.classes import ClassMap
 from pointseg.data.transforms import resize_image, resize_labels, scale_points
-from pointseg.labels import PseudoLabelCache, make_pseudo_label, propagation_stats
+from pointseg.labels import PseudoLabelCache, PseudoLabelSettings, propagation_stats
 from pointseg.points import image_seed, points_to_mask, sample_points
 
 __all__ = [
@@ -76,10 +76,7 @@ def prepare_split(
     n_points: int = 50,
     point_scheme: str = "per_class",
     seed: int = 0,
-    superpixels: str = "hers",
-    n_segments: int = 300,
-    fill_counts: Sequence[int] = (),
-    superpixel_options: Mapping[str, Any] | None = None,
+    pseudo: PseudoLabelSettings | None = None,
     cache: PseudoLabelCache | None = None,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
 ) -> PreparedSplit:
@@ -100,9 +97,10 @@ def prepare_split(
     points : mapping stem -> (n, 3) array, optional
         User points in source pixel coordinates. Without it, points are sampled from the masks
         with ``n_points``/``point_scheme`` (seeded per image by ``seed`` and the image name).
-    superpixels, n_segments, fill_counts, superpixel_options
-        Superpixel method for pseudo-labels (``fill_counts``: coarser levels of the
-        multi-scale propagation, see :func:`pointseg.labels.propagate_multiscale`).
+    seed : int
+        Seed of the simulated points.
+    pseudo : PseudoLabelSettings, optional
+        Superpixels and propagation of ``target="pseudo"`` (default: HERS, 300 superpixels).
     cache : PseudoLabelCache, optional
         Reuse pseudo-labels across runs.
     progress : callable, optional
@@ -114,6 +112,8 @@ def prepare_split(
     """
     if target not in ("pseudo", "points", "full"):
         raise ValueError(f"target must be 'pseudo', 'points' or 'full', got {target!r}")
+    if pseudo is None:
+        pseudo = PseudoLabelSettings()
     n = len(dataset)
     if n == 0:
         raise ValueError(f"{dataset!r} is empty; check the split settings")
@@ -153,17 +153,7 @@ def prepare_split(
             if target == "points":
                 tgt = points_to_mask(pts, shape=size)
             else:
-                tgt = make_pseudo_label(
-                    img,
-                    pts,
-                    n_classes=n_classes,
-                    method=superpixels,
-                    n_segments=n_segments,
-                    fill_counts=fill_counts,
-                    seed=seed,
-                    cache=cache,
-                    **dict(superpixel_options or {}),
-                )
+                tgt = pseudo.label(img, pts, n_classes=n_classes, cache=cache)
             if mask_small is not None and target == "pseudo":
                 st = propagation_stats(tgt, mask_small)
                 n_valid += int(st["n_valid"])

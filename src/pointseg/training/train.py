@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from pointseg.labels import PseudoLabelCache
 from pointseg.metrics import ConfusionMatrix, save_metrics_json
 from pointseg.models.registry import ModelSpec, save_model
-from pointseg.points import read_geo_points, read_points
-from pointseg.training.callbacks import EpochCSVLogger
+from pointseg.points import load_points, no_supervision_message
+from pointseg.training.callbacks import AtomicCheckpointIO, EpochCSVLogger
 from pointseg.training.config import TrainConfig
 from pointseg.training.data import (
     PreparedSplit,
@@ -26,6 +26,7 @@ from pointseg.training.data import (
     band_statistics,
     prepare_split,
 )
+from pointseg.training.rundir import check_resume, open_run_folder
 from pointseg.training.task import SegmentationTask
 
 __all__ = [
@@ -109,6 +110,7 @@ def run_training(
     *,
     splits: dict[str, PreparedSplit] | None = None,
     callbacks: Sequence[L.Callback] = (),
+    progress: Any = None,
 ) -> TrainResult:
     """Train one model as ``cfg`` says, and write the run directory.
 
@@ -125,11 +127,45 @@ def run_training(
         Already prepared ``train``/``val``/``test`` splits (used by the demo to share work).
     callbacks : sequence of lightning.Callback
         Extra callbacks (timers, custom loggers).
+    progress : callable, optional
+        Wraps the loop over images while preparing the splits (e.g. ``tqdm``).
+
+    The run folder is a transaction (:mod:`pointseg.training.rundir`): an existing run is
+    refused unless ``cfg.overwrite`` (replaced once this run finishes) or ``cfg.resume``
+    (continued; the model, bands and classes must not change). ``model.pt`` is written last,
+    so a folder with it holds a finished run.
     """
     cfg.validate()
     t0 = time.perf_counter()
-    run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def check_saved(saved: dict[str, Any]) -> None:
+        for change in check_resume(saved, cfg.to_dict(), run_dir=Path(cfg.out)):
+            logger.info("resuming with a changed setting: %s", change)
+
+    # the dataset, its class file, mapping and band counts are checked before anything is written
+    cfg.open_dataset(None, require_masks=False).check_bands()
+    folder = open_run_folder(
+        cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, saved_check=check_saved
+    )
+    try:
+        result = _train_in(cfg, folder.work, splits, callbacks, progress, t0)
+    except BaseException:
+        folder.abort()
+        raise
+    final = folder.commit()
+    result.run_dir = final
+    result.model_path = final / result.model_path.name
+    return result
+
+
+def _train_in(
+    cfg: TrainConfig,
+    run_dir: Path,
+    splits: dict[str, PreparedSplit] | None,
+    callbacks: Sequence[L.Callback],
+    progress: Any,
+    t0: float,
+) -> TrainResult:
     cfg.save(run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.dataset == "rasters":
@@ -138,7 +174,7 @@ def run_training(
         return _run_raster_training(cfg, run_dir, callbacks, t0)
 
     if splits is None:
-        splits = prepare_splits(cfg)
+        splits = prepare_splits(cfg, progress=progress)
     train, val = splits["train"], splits["val"]
     class_map = train.class_map
     if class_map is None:
@@ -156,8 +192,6 @@ def run_training(
         run_dir,
         callbacks,
     )
-    model_path = save_model(run_dir / "model.pt", task.model, spec)
-
     device = next(task.model.parameters()).device
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
@@ -166,7 +200,7 @@ def run_training(
             metrics[name] = evaluate_prepared(
                 task.model, split, spec, device=device, batch_size=cfg.batch_size
             )
-    return _finish(cfg, run_dir, model_path, best, trainer, metrics, train.stats, t0, splits)
+    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, train.stats, t0, splits)
 
 
 def _model_spec(
@@ -216,10 +250,15 @@ def _fit(
     )
     ckpt_dir = run_dir / "checkpoints"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max", save_last=True
+        dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max"
+    )
+    # last.ckpt after every epoch, improved or not: a kill loses at most one epoch
+    last_checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
     all_callbacks: list[L.Callback] = [
         checkpoint,
+        last_checkpoint,
         L.pytorch.callbacks.EarlyStopping(
             monitor="val_miou", mode="max", patience=cfg.early_stop_patience
         ),
@@ -238,19 +277,10 @@ def _fit(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=False,
+        plugins=[AtomicCheckpointIO()],
     )
     last = ckpt_dir / "last.ckpt"
     resume_from = str(last) if cfg.resume and last.is_file() else None
-    if cfg.resume and resume_from is None:
-        logger.warning("resume asked but %s does not exist: training from the start", last)
-    if resume_from is None and ckpt_dir.is_dir():
-        stale = sorted(ckpt_dir.glob("*.ckpt"))
-        if stale:
-            logger.warning(
-                "starting afresh in %s: removing %d old checkpoint(s)", run_dir, len(stale)
-            )
-            for path in stale:
-                path.unlink()
     trainer.fit(task, train_loader, val_loader, ckpt_path=resume_from)
 
     best_path = checkpoint.best_model_path
@@ -264,7 +294,8 @@ def _fit(
 def _finish(
     cfg: TrainConfig,
     run_dir: Path,
-    model_path: Path,
+    model: torch.nn.Module,
+    spec: ModelSpec,
     best: float,
     trainer: L.Trainer,
     metrics: dict[str, Any],
@@ -274,6 +305,7 @@ def _finish(
 ) -> TrainResult:
     save_metrics_json(metrics, run_dir / "metrics.json")
     save_metrics_json(label_stats, run_dir / "label_stats.json")
+    model_path = save_model(run_dir / "model.pt", model, spec)  # last: marks a finished run
     result = TrainResult(
         run_dir=run_dir,
         model_path=model_path,
@@ -316,32 +348,25 @@ def _run_raster_training(
     if not isinstance(dataset, RasterDataset):  # pragma: no cover - registry invariant
         raise TypeError(f"dataset 'rasters' built {type(dataset).__name__}")
     class_map = dataset.class_map
-    paths = [r.image for r in dataset.records]
-    # on rasters, a GeoJSON holds map coordinates (RFC 7946 lon/lat unless it says otherwise)
-    geojson = Path(cfg.points_file).suffix.lower() in (".geojson", ".json")
-    if cfg.map_points() or geojson:
-        crs = None if cfg.points_crs in (None, "file") else cfg.points_crs
-        points, report = read_geo_points(
-            cfg.points_file, paths, class_names=list(class_map.names), crs=crs
-        )
-    else:
-        from pointseg.training.windows import raster_shape
+    from pointseg.training.windows import raster_shape
 
-        sizes = {r.name: raster_shape(r.image)[:2] for r in dataset.records}
-        points, report = read_points(
-            cfg.points_file, class_names=list(class_map.names), image_sizes=sizes
-        )
-    logger.info("%s", report)
+    # on rasters, a GeoJSON holds map coordinates (RFC 7946 lon/lat unless it says otherwise)
+    points, report = load_points(
+        cfg.points_file,
+        images={r.name: r.image for r in dataset.records},
+        image_sizes=lambda: {r.name: raster_shape(r.image)[:2] for r in dataset.records},
+        class_names=list(class_map.names),
+        crs=cfg.points_crs,
+        geojson_map=True,
+    )
+    if not any(len(p) for p in points.values()):
+        raise ValueError(no_supervision_message(report, where="the rasters"))
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "raster-labels"
     prep = prepare_raster_training(
         dataset,
         points,
         window=cfg.image_size,
-        n_segments=cfg.n_segments,
-        superpixels=cfg.superpixels,
-        fill_counts=cfg.fill_counts,
-        superpixel_options=cfg.superpixel_options,
-        seed=cfg.seed,
+        pseudo=cfg.pseudo_label_settings(),
         split_seed=cfg.split_seed,
         cache_dir=cache_dir,
         progress=cfg.progress,
@@ -361,7 +386,6 @@ def _run_raster_training(
         persistent_workers=cfg.num_workers > 0,
     )
     task, trainer, best = _fit(cfg, spec, train_loader, val_loader, run_dir, callbacks)
-    model_path = save_model(run_dir / "model.pt", task.model, spec)
 
     metrics: dict[str, Any] = {"val": _evaluate_loader(task.model, val_loader, spec)}
     metrics["val"]["scored"] = "held-out points"
@@ -390,7 +414,7 @@ def _run_raster_training(
         )
         metrics["test"]["scored"] = "reference label rasters (whole maps)"
     stats = {**prep.stats, "points_report": report.counts()}
-    return _finish(cfg, run_dir, model_path, best, trainer, metrics, stats, t0, {})
+    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {})
 
 
 @torch.no_grad()
@@ -417,26 +441,23 @@ def prepare_splits(
     needs_masks = cfg.supervision == "full" or cfg.points_file is None
     datasets = {s: cfg.open_dataset(s, require_masks=needs_masks) for s in ("train", "val", "test")}
     class_map = datasets["train"].class_map
-    points = None
-    if cfg.points_file is not None and cfg.map_points():
-        rasters = [r.image for ds in datasets.values() for r in ds.records]
-        crs = None if cfg.points_crs in (None, "file") else cfg.points_crs
-        points, geo_report = read_geo_points(
-            cfg.points_file, rasters, class_names=list(class_map.names), crs=crs
+    points = report = None
+    if cfg.points_file is not None:
+
+        def sizes() -> dict[str, tuple[int, int]]:
+            return {n: ds.image_size(i) for ds in datasets.values() for i, n in enumerate(ds.names)}
+
+        points, report = load_points(
+            cfg.points_file,
+            images={r.name: r.image for ds in datasets.values() for r in ds.records},
+            image_sizes=sizes,
+            class_names=list(class_map.names),
+            crs=cfg.points_crs,
         )
-        logger.info("%s", geo_report)
-    elif cfg.points_file is not None:
-        sizes: dict[str, tuple[int, int]] = {}
-        for ds in datasets.values():
-            for i, name in enumerate(ds.names):
-                sizes[name] = ds.image_size(i)
-        points, report = read_points(
-            cfg.points_file, class_names=list(class_map.names), image_sizes=sizes
-        )
-        logger.info("%s", report)
     cache = PseudoLabelCache(
         Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "pseudo-labels"
     )
+    pseudo = cfg.pseudo_label_settings()
     out = {}
     for name, ds in datasets.items():
         if len(ds) == 0:
@@ -462,11 +483,31 @@ def prepare_splits(
             n_points=cfg.n_points,
             point_scheme=cfg.point_scheme,
             seed=cfg.seed,
-            superpixels=cfg.superpixels,
-            n_segments=cfg.n_segments,
-            fill_counts=cfg.fill_counts,
-            superpixel_options=cfg.superpixel_options,
+            pseudo=pseudo,
             cache=cache,
             progress=progress,
         )
+        if (
+            name == "train"
+            and cfg.supervision == "points"
+            and not out[name].stats.get("labelled_pixels")
+        ):
+            raise ValueError(_no_training_labels(ds, points, report))
     return out
+
+
+def _no_training_labels(ds: Any, points: Any, report: Any) -> str:
+    """Why the training split got no labelled pixel from its points."""
+    if report is None:
+        return (
+            "the simulated points label no training pixel: the masks of the training split "
+            "hold only ignore pixels"
+        )
+    elsewhere = sum(len(p) for n, p in points.items() if n not in set(ds.names))
+    text = no_supervision_message(report)
+    if elsewhere:
+        text += (
+            f"; {elsewhere} kept point(s) lie on validation/test images, none on the "
+            f"{len(ds)} training images"
+        )
+    return text

@@ -32,8 +32,10 @@ from torch.utils.data import Dataset, Sampler
 
 from pointseg.constants import IGNORE_INDEX
 from pointseg.data.rasters import RasterDataset, RasterOptions
+from pointseg.io.raster import band_layout
 from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.labels.raster import pseudo_label_raster, raster_label_key
+from pointseg.labels.settings import PseudoLabelSettings
 from pointseg.points.sampling import points_to_mask
 from pointseg.training.data import flip_rotate
 
@@ -447,11 +449,7 @@ def prepare_raster_training(
     points: Mapping[str, np.ndarray],
     *,
     window: int,
-    n_segments: int,
-    superpixels: str = "hers",
-    fill_counts: Sequence[int] = (),
-    superpixel_options: Mapping[str, Any] | None = None,
-    seed: int = 0,
+    pseudo: PseudoLabelSettings,
     split_seed: int = 0,
     cache_dir: Path,
     progress: bool = False,
@@ -466,11 +464,9 @@ def prepare_raster_training(
         Points in each raster's pixels (``read_geo_points`` / ``read_points``).
     window : int
         Training window side (the run's ``image_size``).
-    n_segments : int
-        Superpixels per window: blocks get the same superpixel size (``window**2 /
-        n_segments`` pixels).
-    superpixels, fill_counts, superpixel_options, seed
-        As for tile datasets (counts per window).
+    pseudo : PseudoLabelSettings
+        As for tile datasets, with counts per window: blocks get the same superpixel size
+        (``window**2 / n_segments`` pixels).
     split_seed : int
         Seed of the held-out cells.
     cache_dir : Path
@@ -504,34 +500,35 @@ def prepare_raster_training(
                 reference=rec.mask,
             )
         )
-    bands = dataset.bands
-    count = min(c for *_, c in shapes.values())
-    indexes = list(range(1, count + 1)) if bands is None else [int(b) + 1 for b in bands]
-    bad = [i - 1 for i in indexes if not 1 <= i <= count]
-    if bad:
-        raise ValueError(f"band indices {bad} are out of range: the rasters have {count} band(s)")
-    counts = {c for *_, c in shapes.values()}
-    if bands is None and len(counts) > 1:
+    # the bands every raster gives, chosen exactly as prediction chooses them (alpha bands are
+    # masks, not bands, unless selected): the model and `predict --tiled` always agree
+    picked = {
+        name: band_layout(rec.image).select(dataset.bands, rec.image)
+        for name, rec in records.items()
+    }
+    counts = {len(b) for b in picked.values()}
+    if len(counts) > 1:
         raise ValueError(
             f"the rasters have different band counts {sorted(counts)}; select common bands "
             "with --bands"
         )
+    indexes = [i + 1 for i in next(iter(picked.values()))]
     n_classes = dataset.class_map.n_classes
     area = window * window
-    pixels_per_segment = area / n_segments
-    fill = [area / c for c in fill_counts]
+    pixels_per_segment = area / pseudo.n_segments
+    fill = [area / c for c in pseudo.fill_counts]
     band_list = [i - 1 for i in indexes]
     settings = {
-        "method": superpixels,
+        "method": pseudo.method,
         "pixels_per_segment": pixels_per_segment,
         "fill": fill,
         "bands": band_list,
         "nodata": opts.nodata,
         "block_size": opts.block_size,
         "margin": opts.margin,
-        "seed": seed,
+        "seed": pseudo.seed,
         "n_classes": n_classes,
-        "options": dict(superpixel_options or {}),
+        "options": pseudo.method_options,
     }
     cache_dir.mkdir(parents=True, exist_ok=True)
     seconds = 0.0
@@ -553,13 +550,13 @@ def prepare_raster_training(
                 pixels_per_segment=pixels_per_segment,
                 bands=band_list,
                 nodata=opts.nodata,
-                method=superpixels,
+                method=pseudo.method,
                 fill_pixels_per_segment=fill,
                 block_size=opts.block_size,
                 margin=opts.margin,
-                seed=seed,
+                seed=pseudo.seed,
                 progress=progress,
-                **dict(superpixel_options or {}),
+                **pseudo.method_options,
             )
             seconds += info["seconds"]
         labelled += info["labelled_pixels"]
@@ -588,7 +585,7 @@ def prepare_raster_training(
         nodata=opts.nodata,
         point_fraction=opts.point_fraction,
         length=opts.windows_per_epoch,
-        seed=seed,
+        seed=pseudo.seed,
     )
     val = PointWindowDataset(
         sources, **common, nodata=opts.nodata, max_windows=opts.max_val_windows, seed=split_seed

@@ -1,0 +1,40 @@
+"""``pointseg list``: the names of every registry."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+__all__ = ["add_parser", "run"]
+
+
+def _registries() -> dict[str, Callable[[], list[str]]]:
+    from pointseg import data, experiments, losses, models, points, superpixels
+
+    return {
+        "models": models.list_models,
+        "losses": losses.list_losses,
+        "superpixels": superpixels.list_superpixel_methods,
+        "schemes": points.list_point_schemes,
+        "datasets": data.list_datasets,
+        "presets": data.list_class_presets,
+        "maps": data.list_map_presets,
+        "experiments": experiments.list_sweep_presets,
+    }
+
+
+WHAT = ("models", "losses", "superpixels", "schemes", "datasets", "presets", "maps", "experiments")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered models, losses, superpixel methods, ...")
+    p.add_argument(
+        "what",
+        choices=WHAT,
+        help="presets: class files; maps: class mapping files; experiments: sweep presets",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    print("\n".join(_registries()[args.what]()))
+    return 0

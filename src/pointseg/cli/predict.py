@@ -1,0 +1,118 @@
+"""``pointseg predict``: class maps (PNG, GeoTIFF) and overlays, whole images or tiled rasters."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pointseg.cli._common import int_list, progress_wrapper
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="class maps (PNG, GeoTIFF) and overlays for images")
+    p.add_argument(
+        "model", help="model.pt written by 'pointseg train', or a .onnx from 'pointseg export'"
+    )
+    p.add_argument("input", help="an image or a folder of images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--bands",
+        type=int_list,
+        help="zero-based band indices of the input to feed the model (default: the bands the "
+        "model was trained on)",
+    )
+    p.add_argument("--no-overlays", action="store_true")
+    g = p.add_argument_group(
+        "large rasters",
+        "--tiled predicts GeoTIFFs of any size in overlapping tiles with blended overlaps, in "
+        "bounded memory, into tiled compressed GeoTIFFs with the source CRS and transform",
+    )
+    g.add_argument("--tiled", action="store_true", help="tiled prediction of GeoTIFFs")
+    g.add_argument("--tile-size", type=int, default=512, help="tile side in model pixels (512)")
+    g.add_argument("--overlap", type=int, help="overlap of tiles (default tile size / 8)")
+    g.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (4)")
+    g.add_argument("--scale", type=float, default=1.0, help="resample factor for the model (1)")
+    g.add_argument("--nodata", type=float, help="source nodata value (default: the file's)")
+    g.add_argument("--probabilities", action="store_true", help="also write STEM_probs.tif")
+    g.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from pointseg.io.outputs import check_input_file, check_output_dir
+
+    check_input_file(args.model, what="model")
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"input {args.input} does not exist")
+    check_output_dir(args.out, what="--out")
+    if args.tile_size < 16:
+        raise ValueError(f"--tile-size must be >= 16, got {args.tile_size}")
+    if args.overlap is not None and not 0 <= args.overlap < args.tile_size:
+        raise ValueError(
+            f"--overlap must be between 0 and the tile size - 1 ({args.tile_size - 1}), "
+            f"got {args.overlap}"
+        )
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not args.scale > 0:
+        raise ValueError(f"--scale must be > 0, got {args.scale}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pointseg.predict import predict_folder
+
+    _check(args)
+    if args.tiled:
+        return _predict_tiled(args)
+    files = predict_folder(
+        args.model,
+        args.input,
+        args.out,
+        device=args.device,
+        overlays=not args.no_overlays,
+        bands=args.bands,
+        progress=progress_wrapper(not args.quiet, "predicting"),
+    )
+    print(f"{len(files)} class maps -> {args.out}")
+    return 0
+
+
+def _predict_tiled(args: argparse.Namespace) -> int:
+    from pointseg.predict import open_model
+    from pointseg.predict.tiled import predict_raster
+
+    source = Path(args.input)
+    if source.is_dir():
+        inputs = sorted(
+            p for p in source.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt")
+        )
+        if not inputs:
+            raise FileNotFoundError(f"{source} holds no GeoTIFF (.tif, .tiff, .vrt) to predict")
+    else:
+        inputs = [source]
+    model, spec = open_model(args.model, device=args.device)
+    out_dir = Path(args.out)
+    for path in inputs:
+        summary = predict_raster(
+            model,
+            spec,
+            path,
+            out_dir / f"{path.stem}.tif",
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            probabilities=out_dir / f"{path.stem}_probs.tif" if args.probabilities else None,
+            cog=args.cog,
+            nodata=args.nodata,
+            scale=args.scale,
+            bands=args.bands,
+            progress=not args.quiet,
+        )
+        h, w = summary["shape"]
+        print(
+            f"{path.name}: {w}x{h} px -> {summary['out']} ({summary['seconds']:.1f} s, "
+            f"{summary['megapixels_per_s']:.2f} MP/s)"
+        )
+    return 0

@@ -1,0 +1,204 @@
+"""One frozen settings object for superpixels and label propagation, with its cache key.
+
+Training (tiles and rasters), ``pointseg pseudolabels`` and the demo all build their
+pseudo-labels through :class:`PseudoLabelSettings`, so the same settings always give the same
+labels and the same cache entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pointseg.constants import IGNORE_INDEX
+from pointseg.labels.cache import PseudoLabelCache
+from pointseg.labels.propagation import (
+    PSEUDO_LABEL_VERSION,
+    _check_n_classes,
+    _check_points,
+    propagate_multiscale,
+)
+from pointseg.superpixels import compute_superpixels, get_superpixel_method
+
+__all__ = ["PseudoLabelSettings", "make_pseudo_label"]
+
+
+@dataclass(frozen=True)
+class PseudoLabelSettings:
+    """How query points become pseudo-labels: superpixels, then majority vote.
+
+    Parameters
+    ----------
+    method : str
+        Superpixel method (:func:`pointseg.superpixels.list_superpixel_methods`).
+    n_segments : int
+        Superpixels per image (per window for the ``rasters`` dataset).
+    fill_counts : sequence of int
+        Coarser superpixel counts (each < ``n_segments``) whose superpixels fill what finer
+        levels leave unlabelled (multi-scale propagation); empty: one scale.
+    seed : int
+        Seed of the superpixel method.
+    options : mapping
+        Options of the superpixel method (JSON-serialisable).
+
+    The object is immutable and hashable; :meth:`cache_key` is the one description of it that
+    every cache uses.
+    """
+
+    method: str = "hers"
+    n_segments: int = 300
+    fill_counts: tuple[int, ...] = ()
+    seed: int = 0
+    options: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        opts = self.options
+        if isinstance(opts, Mapping):
+            opts = tuple(sorted(opts.items()))
+        object.__setattr__(self, "options", tuple(opts))
+        get_superpixel_method(self.method)  # an unknown name lists the valid ones
+        try:
+            n = int(self.n_segments)
+            fills = tuple(sorted((int(c) for c in self.fill_counts), reverse=True))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"n_segments and fill_counts must be integers, got {self.n_segments!r} and "
+                f"{self.fill_counts!r}"
+            ) from exc
+        if n < 1:
+            raise ValueError(f"n_segments must be >= 1, got {self.n_segments}")
+        if any(c >= n or c < 1 for c in fills):
+            raise ValueError(
+                f"fill_counts {list(self.fill_counts)} must be coarser than n_segments={n} "
+                "(each between 1 and n_segments - 1)"
+            )
+        object.__setattr__(self, "n_segments", n)
+        object.__setattr__(self, "fill_counts", fills)
+        object.__setattr__(self, "seed", int(self.seed))
+
+    @property
+    def method_options(self) -> dict[str, Any]:
+        """The superpixel method's options as a dict."""
+        return dict(self.options)
+
+    def cache_key(self, *, n_classes: int, ignore_index: int = IGNORE_INDEX) -> dict[str, Any]:
+        """The settings entering every pseudo-label cache key (with the algorithm version)."""
+        return {
+            "version": PSEUDO_LABEL_VERSION,
+            "method": self.method,
+            "n_segments": self.n_segments,
+            "fill_counts": list(self.fill_counts),
+            "seed": self.seed,
+            "n_classes": int(n_classes),
+            "ignore_index": int(ignore_index),
+            "options": self.method_options,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for logs and YAML)."""
+        return {
+            "method": self.method,
+            "n_segments": self.n_segments,
+            "fill_counts": list(self.fill_counts),
+            "seed": self.seed,
+            "options": self.method_options,
+        }
+
+    def label(
+        self,
+        image: np.ndarray,
+        points: np.ndarray,
+        *,
+        n_classes: int,
+        cache: PseudoLabelCache | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> np.ndarray:
+        """Pseudo-label one image.
+
+        Parameters
+        ----------
+        image : np.ndarray, shape (H, W) or (H, W, C)
+            uint8 or float image, any number of bands.
+        points : np.ndarray, shape (N, 3), integer
+            Columns x, y, class.
+        n_classes : int
+            Number of classes (<= ``ignore_index``).
+        cache : PseudoLabelCache, optional
+            Looked up / stored under a key over the image, the points and
+            :meth:`cache_key`.
+        ignore_index : int
+            Value of unlabelled pixels.
+
+        Returns
+        -------
+        np.ndarray, shape (H, W), uint8
+        """
+        n_classes, ignore_index = _check_n_classes(n_classes, ignore_index)
+        shape = np.shape(image)
+        if len(shape) not in (2, 3):
+            raise ValueError(f"image must have shape (H, W) or (H, W, C), got shape {shape}.")
+        pts = _check_points(points, height=shape[0], width=shape[1], n_classes=n_classes)
+
+        def compute() -> np.ndarray:
+            if len(pts) == 0:
+                return np.full(shape[:2], ignore_index, dtype=np.uint8)
+            levels = [
+                compute_superpixels(
+                    image, method=self.method, n_segments=c, seed=self.seed, **self.method_options
+                )
+                for c in (self.n_segments, *self.fill_counts)
+            ]
+            return propagate_multiscale(levels, pts, n_classes=n_classes, ignore_index=ignore_index)
+
+        if cache is None:
+            return compute()
+        key = self.cache_key(n_classes=n_classes, ignore_index=ignore_index)
+        return cache.get_or_compute(np.asarray(image), pts, key, compute)
+
+
+def make_pseudo_label(
+    image: np.ndarray,
+    points: np.ndarray,
+    *,
+    n_classes: int,
+    method: str = "hers",
+    n_segments: int = 300,
+    seed: int = 0,
+    ignore_index: int = IGNORE_INDEX,
+    cache: PseudoLabelCache | None = None,
+    fill_counts: Sequence[int] = (),
+    **method_options: Any,
+) -> np.ndarray:
+    """Pseudo-label one image: superpixels, then majority vote of the points.
+
+    A shorthand for ``PseudoLabelSettings(method, n_segments, fill_counts, seed,
+    method_options).label(image, points, n_classes=..., cache=...)``.
+
+    Parameters
+    ----------
+    image : np.ndarray, shape (H, W) or (H, W, C)
+    points : np.ndarray, shape (N, 3), integer
+        Columns x, y, class.
+    n_classes : int
+    method, n_segments, seed, fill_counts, **method_options
+        See :class:`PseudoLabelSettings`.
+    ignore_index : int, default IGNORE_INDEX (255)
+    cache : PseudoLabelCache, optional
+
+    Returns
+    -------
+    np.ndarray, shape (H, W), uint8
+    """
+    settings = PseudoLabelSettings(
+        method=method,
+        n_segments=n_segments,
+        fill_counts=tuple(fill_counts),
+        seed=seed,
+        options=tuple(sorted(method_options.items())),
+    )
+    return settings.label(
+        image, points, n_classes=n_classes, cache=cache, ignore_index=ignore_index
+    )
