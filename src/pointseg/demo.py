@@ -99,6 +99,9 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     """Run the demo and return its summary (also written to ``out/metrics.json``)."""
     t0 = time.perf_counter()
     out = Path(settings.out)
+    # every setting is checked before the data is generated or anything is written
+    for supervision in ("points", "full"):
+        _train_config(settings, settings.data or str(out / "data"), None, supervision).validate()
     out.mkdir(parents=True, exist_ok=True)
     if settings.data is None:
         data = str(

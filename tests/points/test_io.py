@@ -256,3 +256,19 @@ def test_read_points_dispatch(tmp_path: Path) -> None:
     assert got["a"].tolist() == [[0, 0, 4]]
     with pytest.raises(ValueError, match=r"\.txt.*'\.csv', '\.geojson', '\.json'"):
         read_points(tmp_path / "p.txt", class_names=CLASSES)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32"])
+def test_csv_encodings_with_a_bom_or_utf8_read_alike(tmp_path: Path, encoding: str) -> None:
+    text = "image,x,y,class\nscène,1,2,forêt\n"
+    path = tmp_path / "p.csv"
+    path.write_bytes(text.encode(encoding))
+    got, report = read_points_csv(path, class_names=["bâti", "forêt"])
+    assert got["scène"].tolist() == [[1, 2, 1]] and report.n_kept == 1
+
+
+def test_csv_in_another_encoding_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes("image,x,y,class\nscène,1,2,forêt\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"p\.csv is not UTF-8 text .*save it as UTF-8"):
+        read_points_csv(path, class_names=["forêt"])

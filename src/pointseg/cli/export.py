@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pointseg.io.outputs import check_output_file
 
-    check_output_file(args.out, what="output")
+    check_output_file(args.out, what="output", suffix=".onnx")
     if args.deepness:
         from pointseg.export import export_deepness
 

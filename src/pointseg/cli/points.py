@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from pointseg.io.outputs import check_output_file
     from pointseg.points import image_seed, list_point_schemes, sample_points, write_points_csv
 
-    check_output_file(args.out, what="--out")
+    check_output_file(args.out, what="--out", suffix=".csv")
     if args.scheme not in list_point_schemes():
         raise ValueError(
             f"--scheme {args.scheme!r} is unknown; available point schemes: "

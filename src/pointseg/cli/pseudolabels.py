@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from pointseg.io import write_png
     from pointseg.io.outputs import check_output_dir
     from pointseg.labels import propagation_stats
-    from pointseg.points import image_seed, load_points, sample_points
+    from pointseg.points import image_seed, load_points, no_supervision_message, sample_points
 
     cfg = config_from_args(args)
     cfg.data = args.data
@@ -60,13 +60,16 @@ def run(args: argparse.Namespace) -> int:
     names = list(ds.class_map.names)
     user = None
     if cfg.points_file:
-        user, _ = load_points(
+        user, report = load_points(
             cfg.points_file,
             images={r.name: r.image for r in ds.records},
             image_sizes=lambda: {n: ds.image_size(i) for i, n in enumerate(ds.names)},
             class_names=names,
             crs=cfg.points_crs,
         )
+        if not any(len(user.get(n, ())) for n in ds.names):
+            where = f"the {args.split} images" if args.split != "all" else "the images"
+            raise ValueError(no_supervision_message(report, where=where))
     colors = [tuple(c) for c in ds.class_map.colors]
     totals = np.zeros(3, np.int64)  # valid, evaluated, correct: one dataset-level ratio
     for i in range(len(ds)):

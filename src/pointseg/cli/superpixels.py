@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
     if args.csv:
-        check_output_file(args.csv, what="--csv")
+        check_output_file(args.csv, what="--csv", suffix=".csv")
     if args.overlays:
         check_output_dir(args.overlays, what="--overlays")
     ds = open_dataset(args, args.split)

@@ -113,6 +113,8 @@ def resolve_sweep_file(value: str | Path) -> Path:
     path = Path(value)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ValueError(f"sweep file {path} is a folder; give the sweep's YAML file")
     if str(value) in list_sweep_presets():
         return Path(str(resources.files("pointseg") / "experiments" / "presets" / f"{value}.yaml"))
     raise FileNotFoundError(

@@ -42,7 +42,9 @@ def _check_parent(path: Path, *, what: str) -> None:
     _probe_writable(existing, what=what, target=path)
 
 
-def check_output_file(path: str | os.PathLike[str], *, what: str = "output file") -> Path:
+def check_output_file(
+    path: str | os.PathLike[str], *, what: str = "output file", suffix: str = ".json"
+) -> Path:
     """Check that ``path`` can be written as a file (its folder is created later).
 
     Raises
@@ -58,7 +60,7 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "output file"
     if path.is_dir():
         raise ValueError(
             f"{what} {path} is an existing folder; give a file name such as "
-            f"{path / ('out' + (path.suffix or '.json'))}"
+            f"{path / ('out' + suffix)}"
         )
     _check_parent(path, what=what)
     return path

@@ -407,7 +407,13 @@ def load_model(
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise ValueError(f"cannot read model file {path}: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in reason or "weights_only" in reason:
+            reason = "it holds objects other than tensors and plain values"
+        raise ValueError(
+            f"cannot read model file {path} ({reason[:200]}); give the model.pt written by "
+            "'pointseg train' (a truncated or foreign file cannot be loaded)"
+        ) from exc
     if not isinstance(blob, dict) or blob.get("format") != "pointseg-model-1":
         raise ValueError(
             f"{path} is not a pointseg model file (expected the model.pt written by "

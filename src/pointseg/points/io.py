@@ -9,7 +9,9 @@ top-left corner of the top-left pixel, so a real-valued coordinate lies in pixel
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import logging
 import math
@@ -150,6 +152,38 @@ class PointReport(DropCounts):
 
 # --------------------------------------------------------------------------------------------
 # shared validation
+
+
+def read_point_text(path: Path) -> str:
+    """A point file's text: UTF-8 (with or without BOM), or UTF-16/32 with a BOM.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is a folder or not text in one of those encodings (naming the byte and the fix).
+    """
+    if path.is_dir():
+        raise ValueError(f"point file {path} is a folder; give the file itself")
+    if not path.is_file():
+        raise FileNotFoundError(f"point file {path} does not exist")
+    data = path.read_bytes()
+    boms = (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    )
+    encoding = next((enc for bom, enc in boms if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"point file {path} is not {encoding.upper()} text (byte 0x{data[exc.start]:02x} at "
+            f"position {exc.start}); save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)"
+        ) from None
 
 
 def _check_on_invalid(on_invalid: str) -> str:
@@ -465,7 +499,7 @@ def read_points_csv(
     collector = _PointCollector(
         path, class_names=class_names, image_sizes=image_sizes, on_invalid=on_invalid
     )
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(read_point_text(path), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         while header is not None and not any(cell.strip() for cell in header):
@@ -546,7 +580,7 @@ def read_points_geojson(
     collector = _PointCollector(
         path, class_names=class_names, image_sizes=image_sizes, on_invalid=on_invalid
     )
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_point_text(path)
     if not text.strip():
         return collector.finish()
     try:

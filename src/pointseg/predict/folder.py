@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from pointseg.io.atomic import remove_stale_temp_files
 from pointseg.io.raster import (
     IMAGE_SUFFIXES,
     band_layout,
@@ -80,10 +81,17 @@ def predict_folder(
     out_dir = Path(out_dir)
     files = _inputs(source)
     colors = [tuple(c) for c in spec.class_colors]
+    # every input is checked from its header before the first output is written
+    keeps = {
+        path: resolve_bands(spec, band_layout(path), bands, image=path, model=model_path)
+        for path in files
+    }
+    for folder in (out_dir, out_dir / "overlays"):
+        remove_stale_temp_files(folder)  # left by a killed run
     written = []
     iterator: Iterable[Path] = progress(files) if progress else files
     for path in iterator:
-        keep = resolve_bands(spec, band_layout(path), bands, image=path, model=model_path)
+        keep = keeps[path]
         image, georef, valid = read_image(path, bands=keep, with_mask=True)
         labels = predict_labels(model, spec, image, device=dev, where=path)
         if valid is not None:

@@ -194,6 +194,14 @@ class TrainConfig:
             )
         if self.accelerator not in ("auto", "cpu", "cuda", "gpu"):
             raise ValueError(f"accelerator must be auto, cpu or cuda, got {self.accelerator!r}")
+        if self.accelerator in ("cuda", "gpu"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RuntimeError(
+                    f"accelerator {self.accelerator!r} asked for but CUDA is not available here; "
+                    "use --accelerator auto or cpu"
+                )
         precisions = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true")
         if str(self.precision) not in precisions:
             raise ValueError(
@@ -277,10 +285,18 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
-        data = yaml.safe_load(path.read_text()) or {}
+        if not path.is_file():
+            raise FileNotFoundError(f"config {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config {path} is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"config {path}: expected a mapping of settings")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config {path}: {exc}") from exc
 
     def save(self, path: str | Path) -> Path:
         return write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from pointseg.io.atomic import remove_stale_temp_files
 from pointseg.labels import PseudoLabelCache
 from pointseg.metrics import ConfusionMatrix, save_metrics_json
 from pointseg.models.registry import ModelSpec, save_model
@@ -249,6 +250,7 @@ def _fit(
         background=spec.background,
     )
     ckpt_dir = run_dir / "checkpoints"
+    remove_stale_temp_files(ckpt_dir)  # half-written checkpoints of a killed run
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max"
     )
