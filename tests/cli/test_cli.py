@@ -168,3 +168,26 @@ def test_superpixel_benchmark_command(tiny_synthetic, tmp_path, capsys):
     assert len(csv_path.read_text().splitlines()) == 5
     assert len(list(ov.glob("*.png"))) == 4  # 1 image x 2 methods x 2 counts
     assert main(["-q", "superpixels", str(tiny_synthetic), "--counts", "a,b"]) == 2
+
+
+def test_pseudolabel_summary_pools_pixels_over_images(tmp_path, capsys):
+    """One click on a one-class image: a map that is 100 % right prints accuracy 1.000."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "d"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(
+            root / "images" / f"{name}.png"
+        )
+        Image.fromarray(np.zeros((24, 24), np.uint8)).save(root / "masks" / f"{name}.png")
+    (root / "classes.yaml").write_text("classes: [x, y]\n")
+    pts = tmp_path / "p.csv"
+    pts.write_text("image,x,y,class\na,3,3,x\n")  # b and c get no click
+    argv = ["-q", "pseudolabels", str(root), "--points", str(pts), "--out", str(tmp_path / "pl")]
+    assert main([*argv, "--split", "all", "--superpixels", "grid", "--n-segments", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy 1.000" in out, out

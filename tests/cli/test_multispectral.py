@@ -76,3 +76,29 @@ def test_five_bands_train_predict_and_band_selection(tmp_path, capsys):
     with rasterio.open(out / "ms0.tif") as src, rasterio.open(image) as ref:
         assert src.crs == ref.crs and src.transform == ref.transform and src.count == 1
     capsys.readouterr()
+
+
+def test_a_three_band_model_on_five_band_images_needs_bands(tmp_path, capsys):
+    data = _five_band_dataset(tmp_path / "ms")
+    run = tmp_path / "rgb"
+    args = ["-q", "train", str(data), "--out", str(run), "--bands", "0,1,2", *TINY]
+    assert main([*args, "--cache-dir", str(tmp_path / "c")]) == 0
+    spec = torch.load(run / "model.pt", weights_only=True)["spec"]
+    image = data / "images" / "ms0.tif"
+    # the model remembers its bands: predict picks them without being told
+    assert (
+        main(["-q", "predict", str(run / "model.pt"), str(image), "--out", str(tmp_path / "a")])
+        == 0
+    )
+    # other bands of the right count are accepted ...
+    argv = ["-q", "predict", str(run / "model.pt"), str(image), "--out", str(tmp_path / "b")]
+    assert main([*argv, "--bands", "2,3,4"]) == 0
+    # ... a wrong count is refused before any output, naming --bands
+    capsys.readouterr()
+    out = tmp_path / "c-out"
+    argv = ["-q", "predict", str(run / "model.pt"), str(image), "--out", str(out)]
+    assert main([*argv, "--bands", "0,1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--bands" in err and "ms0.tif" in err
+    assert not out.exists() or not any(out.iterdir())
+    assert spec["bands"] == [0, 1, 2]

@@ -106,3 +106,14 @@ def test_remap_with_wrong_source_scheme_is_refused(tmp_path):
     (tmp_path / "classes.yaml").write_text("classes: [a, b]\n")
     with pytest.raises(ValueError, match="'building' is not a source class.*\\['a', 'b'\\]"):
         FolderDataset(tmp_path, remap="dubai-to-landcoverai")
+
+
+def test_unknown_keys_in_a_mapping_file_are_errors(tmp_path):
+    from pointseg.data import load_remap_file
+
+    (tmp_path / "src.yaml").write_text("classes: [a, b]\n")
+    (tmp_path / "tgt.yaml").write_text("classes: [x]\n")
+    path = tmp_path / "map.yaml"
+    path.write_text("source: src.yaml\ntarget: tgt.yaml\nmap: {a: x, b: x}\nmapping: {}\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['mapping'\]"):
+        load_remap_file(path)

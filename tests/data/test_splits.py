@@ -42,3 +42,12 @@ def test_split_file_yaml_and_csv(tmp_path):
     c.write_text("zz,train\n")
     with pytest.raises(ValueError, match="not in the dataset"):
         read_split_file(c, stems=["a"])
+
+
+def test_unknown_split_names_in_a_split_file_are_errors(tmp_path):
+    from pointseg.data import read_split_file
+
+    path = tmp_path / "split.yaml"
+    path.write_text("train: [a]\nvalidation: [b]\n")
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        read_split_file(path)

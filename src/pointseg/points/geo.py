@@ -59,6 +59,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pointseg.io.windows import read_errors
 from pointseg.points.io import (
     MAX_MESSAGES_PER_KIND,
     DropCounts,
@@ -384,7 +385,13 @@ def _valid_pixels(raster: _Raster, cols: np.ndarray, rows: np.ndarray) -> np.nda
                 min(_MASK_CHUNK, raster.width - c0),
                 min(_MASK_CHUNK, raster.height - r0),
             )
-            mask = src.dataset_mask(window=window)
+            try:
+                mask = src.dataset_mask(window=window)
+            except read_errors() as exc:
+                raise ValueError(
+                    f"cannot read {raster.path} near row {r0}, column {c0} ({exc}); is it a "
+                    "complete GeoTIFF?"
+                ) from exc
             valid[members] = mask[rows[members] - r0, cols[members] - c0] != 0
     return valid
 
