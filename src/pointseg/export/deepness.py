@@ -71,6 +71,7 @@ from pointseg.export.onnx import (
     _set_metadata,
     _spec_to_json,
     _torch_export,
+    onnx_metadata,
 )
 from pointseg.io.atomic import atomic_write
 from pointseg.models.registry import ModelSpec, load_model
@@ -571,18 +572,10 @@ def read_deepness_metadata(path: str | Path) -> dict[str, Any]:
     FileNotFoundError, ValueError
         Missing file, or not an ONNX model.
     """
-    onnx = _import_onnx()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model file {path} does not exist")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable ONNX model ({exc})") from exc
     meta: dict[str, Any] = {}
-    for prop in proto.metadata_props:
+    for key, value in onnx_metadata(path).items():
         try:
-            meta[prop.key] = json.loads(prop.value)
+            meta[key] = json.loads(value)
         except json.JSONDecodeError:
-            meta[prop.key] = prop.value
+            meta[key] = value
     return meta

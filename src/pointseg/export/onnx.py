@@ -578,13 +578,13 @@ def load_onnx(
     return model, model.spec
 
 
-def read_onnx_spec(path: str | Path) -> ModelSpec:
-    """The :class:`ModelSpec` stored in an exported file (needs ``onnx``, not onnxruntime).
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata properties of an ONNX file as raw strings (needs ``onnx``).
 
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file, not an ONNX model, or no pointseg metadata.
+        Missing file, or not a readable ONNX model.
     """
     onnx = _import_onnx()
     path = Path(path)
@@ -594,7 +594,19 @@ def read_onnx_spec(path: str | Path) -> ModelSpec:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise ValueError(f"{path} is not a readable ONNX model ({exc})") from exc
-    meta = {p.key: p.value for p in proto.metadata_props}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def read_onnx_spec(path: str | Path) -> ModelSpec:
+    """The :class:`ModelSpec` stored in an exported file (needs ``onnx``, not onnxruntime).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, not an ONNX model, or no pointseg metadata.
+    """
+    path = Path(path)
+    meta = onnx_metadata(path)
     if METADATA_KEY not in meta:
         raise ValueError(
             f"{path} is an ONNX model without pointseg metadata ({METADATA_KEY!r}); export it "

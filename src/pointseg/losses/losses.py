@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pointseg.constants import IGNORE_INDEX
+from pointseg.options import check_option_names, keyword_names
 
 __all__ = [
     "ClassWeightedMaskedMSE",
@@ -95,20 +96,9 @@ def check_loss_options(name: str, options: dict[str, Any]) -> None:
     ValueError
         Naming the loss, the option and the valid options.
     """
-    import inspect
-
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; available losses: {', '.join(list_losses())}")
-    if not isinstance(options, dict):
-        raise ValueError(f"loss options must be a mapping, got {options!r}")
-    params = inspect.signature(_LOSSES[name].__init__).parameters
-    valid = sorted(p for p in params if p != "self" and params[p].kind is not params[p].VAR_KEYWORD)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for loss {name!r}; valid options: "
-            f"{', '.join(valid) or 'none'}"
-        )
+    options = check_option_names("loss", name, options, keyword_names(_LOSSES[name].__init__))
     try:
         _LOSSES[name](**options)
     except (TypeError, ValueError) as exc:

@@ -18,6 +18,7 @@ from torch import nn
 
 from pointseg.io.atomic import atomic_write
 from pointseg.models.unet import UNet
+from pointseg.options import check_option_names, keyword_names
 
 __all__ = [
     "ModelSpec",
@@ -139,21 +140,14 @@ def check_model_options(name: str, options: dict[str, Any]) -> None:
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
-    if not isinstance(options, dict):
-        raise ValueError(f"model options must be a mapping, got {options!r}")
+    options = check_option_names("model", name, options, None)
     reserved = sorted(set(options) & {"num_classes", "in_channels"})
     if reserved:
         raise ValueError(
             f"model option(s) {reserved} are set by pointseg from the data; remove them"
         )
-    valid = _option_names(name)
-    unknown = sorted(set(options) - set(valid) - {"weights"}) if valid is not None else []
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for model {name!r}; valid options: "
-            f"{', '.join(valid) or 'none'}"
-        )
     trial = {k: v for k, v in options.items() if k != "weights"}
+    check_option_names("model", name, trial, _option_names(name))
     if not trial:
         return
     import inspect
@@ -176,23 +170,20 @@ def check_model_options(name: str, options: dict[str, Any]) -> None:
 
 
 def _option_names(name: str) -> list[str] | None:
-    """The options a model's builder takes, or None when it passes any name on (smp)."""
+    """The options a model's builder takes, or None when it passes any name on."""
+    fixed = ("num_classes", "in_channels", "weights")
+    names = keyword_names(_REGISTRY[name], skip=fixed)
+    if names is not None or not name.startswith("smp_"):
+        return names
     import inspect
 
-    var = inspect.Parameter.VAR_KEYWORD
-    params = inspect.signature(_REGISTRY[name]).parameters
-    fixed = {"num_classes", "in_channels", "weights"}
-    names = {p for p, v in params.items() if p not in fixed and v.kind is not var}
-    if not any(v.kind is var for v in params.values()):
-        return sorted(names)
-    if not name.startswith("smp_"):
-        return None
     import segmentation_models_pytorch as smp
 
+    own = inspect.signature(_REGISTRY[name]).parameters
+    own_names = {n for n, p in own.items() if n not in fixed and p.kind is p.KEYWORD_ONLY}
     cls = smp.Unet if name == "smp_unet" else smp.DeepLabV3Plus
-    init = inspect.signature(cls.__init__).parameters
-    skip = {"self", "encoder_name", "encoder_weights", "in_channels", "classes"}
-    return sorted(names | {p for p, v in init.items() if p not in skip and v.kind is not var})
+    skip = ("encoder_name", "encoder_weights", "in_channels", "classes")
+    return sorted(own_names | set(keyword_names(cls.__init__, skip=skip) or []))
 
 
 def _adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
