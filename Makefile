@@ -18,6 +18,10 @@ demo: $(STAMP)
 	$(BIN)/pointseg demo --out runs/demo
 
 test: $(STAMP)
+	@# Browser tests (tests/annotate/test_browser.py) use Debian's chromium; without root/apt they skip.
+	@command -v chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		|| echo "note: chromium could not be installed (needs root and apt); browser tests will skip"
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -101,7 +101,10 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     out = Path(settings.out)
     # every setting is checked before the data is generated or anything is written
     for supervision in ("points", "full"):
-        _train_config(settings, settings.data or str(out / "data"), None, supervision).validate()
+        cfg = _train_config(settings, settings.data or str(out / "data"), None, supervision)
+        if settings.data is None:  # the synthetic scenes are generated below
+            cfg = replace(cfg, dataset="synthetic")
+        cfg.validate()
     out.mkdir(parents=True, exist_ok=True)
     if settings.data is None:
         data = str(

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pointseg.cli import (
+    annotate,
     demo,
     evaluate,
     experiment,
@@ -36,6 +37,7 @@ COMMANDS = {
     "pseudolabels": pseudolabels,
     "superpixels": superpixels,
     "train": train,
+    "annotate": annotate,
     "experiment": experiment,
     "evaluate": evaluate,
     "predict": predict,

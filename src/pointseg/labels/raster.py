@@ -23,9 +23,9 @@ from pointseg.constants import IGNORE_INDEX
 from pointseg.io.atomic import atomic_write
 from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.labels.propagation import PSEUDO_LABEL_VERSION
-from pointseg.labels.settings import make_pseudo_label
+from pointseg.labels.settings import PseudoLabelSettings
 
-__all__ = ["pseudo_label_raster", "raster_label_key"]
+__all__ = ["label_block", "label_block_size", "pseudo_label_raster", "raster_label_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,95 @@ _TILE = 256
 
 def _segments(pixels: int, pixels_per_segment: float) -> int:
     return max(2, round(pixels / pixels_per_segment))
+
+
+def label_block_size(block_size: int) -> int:
+    """The block side actually used for ``block_size``: a multiple of the 256 px output tile."""
+    return max(_TILE, -(-int(block_size) // _TILE) * _TILE)
+
+
+def label_block(
+    reader: RasterWindows,
+    points: np.ndarray,
+    core: tuple[int, int, int, int],
+    *,
+    margin: int,
+    n_classes: int,
+    pixels_per_segment: float,
+    fill_pixels_per_segment: Sequence[float] = (),
+    method: str = "hers",
+    seed: int = 0,
+    segments_out: list[np.ndarray] | None = None,
+    levels_cache: Any = None,
+    **method_options: Any,
+) -> tuple[np.ndarray, int, bool]:
+    """The pseudo-labels of one block of a raster (what :func:`pseudo_label_raster` writes).
+
+    The block ``core = (r0, r1, c0, c1)`` is read with ``margin`` pixels of context, segmented
+    into superpixels of ``pixels_per_segment`` pixels (coarser fill levels as given) and
+    labelled by majority vote of the points inside the read window; nodata is unlabelled.
+
+    Parameters
+    ----------
+    reader : RasterWindows
+        The raster's window reader (bands and nodata chosen).
+    points : np.ndarray, shape (N, 3)
+        x, y, class of every point of the raster, in its pixels.
+    segments_out : list, optional
+        Receives the block's finest superpixels (core part) when the block is segmented.
+    levels_cache : mutable mapping, optional
+        Superpixels of blocks already segmented (they do not depend on the points): an
+        interactive tool passes one so that a click only re-runs the vote.
+
+    Returns
+    -------
+    labels : np.ndarray, shape (r1 - r0, c1 - c0), uint8
+    valid : int
+        Pixels of the block that are not nodata.
+    segmented : bool
+        Whether the block held points (and was segmented).
+    """
+    r0, r1, c0, c1 = core
+    height, width = reader.height, reader.width
+    er0, ec0 = max(0, r0 - margin), max(0, c0 - margin)
+    er1, ec1 = min(height, r1 + margin), min(width, c1 + margin)
+    pts = np.asarray(points, np.int64).reshape(-1, 3)
+    inside = (pts[:, 0] >= ec0) & (pts[:, 0] < ec1) & (pts[:, 1] >= er0) & (pts[:, 1] < er1)
+    invalid = reader.invalid((r0, r1), (c0, c1))
+    valid = int((~invalid).sum()) if invalid is not None else (r1 - r0) * (c1 - c0)
+    if not inside.any():
+        labels = np.full((r1 - r0, c1 - c0), IGNORE_INDEX, np.uint8)
+    else:
+        local = pts[inside] - np.array([ec0, er0, 0])
+        area = (er1 - er0) * (ec1 - ec0)
+        n_seg = _segments(area, pixels_per_segment)
+        fill_counts = sorted(
+            {c for f in fill_pixels_per_segment if (c := _segments(area, f)) < n_seg},
+            reverse=True,
+        )
+        settings = PseudoLabelSettings(
+            method=method,
+            n_segments=n_seg,
+            fill_counts=tuple(fill_counts),
+            seed=seed,
+            options=tuple(sorted(method_options.items())),
+        )
+        key = (er0, er1, ec0, ec1, settings)
+        levels = None if levels_cache is None else levels_cache.get(key)
+        if levels is None:
+            image = np.moveaxis(reader.region((er0, er1), (ec0, ec1)), 0, -1)
+            if reader.floating and not np.isfinite(image).all():
+                image = np.where(np.isfinite(image), image, 0).astype(image.dtype)
+            levels = settings.segments(image)
+            if levels_cache is not None:
+                levels_cache[key] = levels
+        full = settings.propagate(levels, local, n_classes=n_classes)
+        labels = np.ascontiguousarray(full[r0 - er0 : r1 - er0, c0 - ec0 : c1 - ec0])
+        if segments_out is not None:
+            segments_out.append(levels[0][r0 - er0 : r1 - er0, c0 - ec0 : c1 - ec0])
+    if invalid is not None:
+        labels[invalid] = IGNORE_INDEX
+    return labels, valid, bool(inside.any())
 
 
 def raster_label_key(
@@ -180,7 +269,7 @@ def pseudo_label_raster(
                 "blockysize": _TILE,
                 "BIGTIFF": "IF_SAFER",
             }
-            block = max(_TILE, -(-block_size // _TILE) * _TILE)
+            block = label_block_size(block_size)
             grid = [(r, c) for r in range(0, height, block) for c in range(0, width, block)]
             items: Any = grid
             if progress:
@@ -190,46 +279,20 @@ def pseudo_label_raster(
             with atomic_write(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
                 for r0, c0 in items:
                     r1, c1 = min(r0 + block, height), min(c0 + block, width)
-                    er0, ec0 = max(0, r0 - margin), max(0, c0 - margin)
-                    er1, ec1 = min(height, r1 + margin), min(width, c1 + margin)
-                    inside = (
-                        (pts[:, 0] >= ec0)
-                        & (pts[:, 0] < ec1)
-                        & (pts[:, 1] >= er0)
-                        & (pts[:, 1] < er1)
+                    labels, valid, segmented = label_block(
+                        reader,
+                        pts,
+                        (r0, r1, c0, c1),
+                        margin=margin,
+                        n_classes=n_classes,
+                        pixels_per_segment=pixels_per_segment,
+                        fill_pixels_per_segment=fills,
+                        method=method,
+                        seed=seed,
+                        **method_options,
                     )
-                    core = (slice(r0 - er0, r1 - er0), slice(c0 - ec0, c1 - ec0))
-                    invalid = reader.invalid((r0, r1), (c0, c1))
-                    if invalid is not None:
-                        n_valid += int((~invalid).sum())
-                    else:
-                        n_valid += (r1 - r0) * (c1 - c0)
-                    if not inside.any():
-                        labels = np.full((r1 - r0, c1 - c0), IGNORE_INDEX, np.uint8)
-                    else:
-                        n_blocks += 1
-                        image = np.moveaxis(reader.region((er0, er1), (ec0, ec1)), 0, -1)
-                        if reader.floating and not np.isfinite(image).all():
-                            image = np.where(np.isfinite(image), image, 0).astype(image.dtype)
-                        local = pts[inside] - np.array([ec0, er0, 0])
-                        area = (er1 - er0) * (ec1 - ec0)
-                        n_seg = _segments(area, pixels_per_segment)
-                        fill_counts = sorted(
-                            {c for f in fills if (c := _segments(area, f)) < n_seg}, reverse=True
-                        )
-                        full = make_pseudo_label(
-                            image,
-                            local,
-                            n_classes=n_classes,
-                            method=method,
-                            n_segments=n_seg,
-                            fill_counts=fill_counts,
-                            seed=seed,
-                            **method_options,
-                        )
-                        labels = np.ascontiguousarray(full[core])
-                    if invalid is not None:
-                        labels[invalid] = IGNORE_INDEX
+                    n_valid += valid
+                    n_blocks += segmented
                     n_labelled += int((labels != IGNORE_INDEX).sum())
                     dst.write(labels, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
                 dst.update_tags(labelled_pixels=n_labelled, valid_pixels=n_valid)

@@ -107,6 +107,44 @@ class PseudoLabelSettings:
             "options": self.method_options,
         }
 
+    def segments(self, image: np.ndarray) -> list[np.ndarray]:
+        """The superpixel levels of ``image``: ``n_segments``, then each of ``fill_counts``.
+
+        They do not depend on the points, so an interactive tool computes them once per image
+        and calls :meth:`propagate` after every click; :meth:`label` is exactly the two.
+
+        Returns
+        -------
+        list of np.ndarray, each shape (H, W), int
+        """
+        return [
+            compute_superpixels(
+                image, method=self.method, n_segments=c, seed=self.seed, **self.method_options
+            )
+            for c in (self.n_segments, *self.fill_counts)
+        ]
+
+    def propagate(
+        self,
+        segments: list[np.ndarray],
+        points: np.ndarray,
+        *,
+        n_classes: int,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> np.ndarray:
+        """Majority vote of ``points`` in the superpixel levels from :meth:`segments`.
+
+        Returns
+        -------
+        np.ndarray, shape (H, W), uint8
+        """
+        n_classes, ignore_index = _check_n_classes(n_classes, ignore_index)
+        height, width = segments[0].shape
+        pts = _check_points(points, height=height, width=width, n_classes=n_classes)
+        if len(pts) == 0:
+            return np.full((height, width), ignore_index, dtype=np.uint8)
+        return propagate_multiscale(segments, pts, n_classes=n_classes, ignore_index=ignore_index)
+
     def label(
         self,
         image: np.ndarray,
@@ -145,13 +183,9 @@ class PseudoLabelSettings:
         def compute() -> np.ndarray:
             if len(pts) == 0:
                 return np.full(shape[:2], ignore_index, dtype=np.uint8)
-            levels = [
-                compute_superpixels(
-                    image, method=self.method, n_segments=c, seed=self.seed, **self.method_options
-                )
-                for c in (self.n_segments, *self.fill_counts)
-            ]
-            return propagate_multiscale(levels, pts, n_classes=n_classes, ignore_index=ignore_index)
+            return self.propagate(
+                self.segments(image), pts, n_classes=n_classes, ignore_index=ignore_index
+            )
 
         if cache is None:
             return compute()

@@ -215,6 +215,8 @@ class TrainConfig:
             raise ValueError(
                 f"bands must be distinct zero-based indices such as 0,1,2, got {self.bands}"
             )
+        if self.dataset in ("folder", "rasters") and not Path(self.data).exists():
+            raise FileNotFoundError(f"dataset {self.data} does not exist")
         if self.points_file is not None:
             check_input_file(self.points_file, what="point file")
         elif self.points_crs is not None:

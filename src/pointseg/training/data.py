@@ -29,6 +29,7 @@ __all__ = [
     "band_statistics",
     "flip_rotate",
     "prepare_split",
+    "training_view",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,33 @@ class PreparedSplit:
     points: list[np.ndarray] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     class_map: ClassMap | None = None
+
+
+def training_view(
+    image: np.ndarray, points: np.ndarray, *, image_size: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its points on the training grid (square ``image_size``, or native).
+
+    Training builds its pseudo-labels on this view; the annotation tool's preview calls the
+    same function, so both see the same pixels.
+
+    Parameters
+    ----------
+    image : np.ndarray, shape (H, W, C)
+    points : np.ndarray, shape (N, 3)
+        x, y, class in source pixels.
+    image_size : int or None
+        Square side to resize to (images bilinear); None keeps the size.
+
+    Returns
+    -------
+    image : np.ndarray, shape (S, S, C) or (H, W, C)
+    points : np.ndarray, shape (N, 3), int64
+    """
+    src_shape = image.shape[:2]
+    size = (image_size, image_size) if image_size else src_shape
+    pts = np.asarray(points, np.int64).reshape(-1, 3)
+    return resize_image(image, size), scale_points(pts, from_shape=src_shape, to_shape=size)
 
 
 def prepare_split(
@@ -132,7 +160,7 @@ def prepare_split(
             shape0 = image.shape[2:]
         if image.shape[2:] != shape0:
             raise ValueError(f"image {name!r} has {image.shape[2]} bands, others {shape0[0]}")
-        img = resize_image(image, size)
+        img, _ = training_view(image, np.zeros((0, 3), np.int64), image_size=image_size)
         mask = sample.get("mask")
         mask_small = resize_labels(mask, size) if mask is not None else None
         if target == "full":
@@ -149,7 +177,7 @@ def prepare_split(
                 )
             else:
                 raise ValueError(f"image {name!r} has neither a mask nor points in the point file")
-            pts = scale_points(pts_src, from_shape=src_shape, to_shape=size)
+            _, pts = training_view(image, pts_src, image_size=image_size)
             if target == "points":
                 tgt = points_to_mask(pts, shape=size)
             else:

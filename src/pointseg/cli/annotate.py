@@ -1,0 +1,126 @@
+"""``pointseg annotate``: a local web app to click query points and see the pseudo-labels."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import threading
+
+from pointseg.cli._common import DATA_SETTINGS, add_setting_flags, config_from_args
+
+__all__ = ["add_parser", "run"]
+
+#: The settings of `pointseg train` that decide what the preview shows.
+_PREVIEW_SETTINGS = (
+    "image_size",
+    "superpixels",
+    "n_segments",
+    "fill_counts",
+    "superpixel_options",
+    "seed",
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "annotate",
+        help="click query points in the browser and see the pseudo-labels they give",
+        description="Starts a local web app on DATA (any dataset pointseg reads) and prints its "
+        "URL. Every click is written at once to --points (default DATA/points.gpkg for "
+        "georeferenced images, else DATA/points.csv), in the format 'pointseg train --points' "
+        "reads; the preview is the pseudo-label training builds with the same settings.",
+    )
+    p.add_argument("data", help="dataset root (a folder of images; masks optional)")
+    p.add_argument(
+        "--points", dest="points_out", help="points file read at start, written on every change"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="needed to bind an address other than localhost; an access token is then required",
+    )
+    p.add_argument("--token", help="access token (default: a random one when not on localhost)")
+    add_setting_flags(p, _PREVIEW_SETTINGS)
+    add_setting_flags(p, DATA_SETTINGS)
+
+
+def _local(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pointseg.annotate import create_app, open_session
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
+    token = args.token
+    if not _local(args.host):
+        if not args.allow_remote:
+            raise ValueError(
+                f"--host {args.host} exposes the app beyond this machine: add --allow-remote "
+                "(an access token is then required)"
+            )
+        token = token or secrets.token_urlsafe(16)
+    cfg = config_from_args(args)
+    cfg.data = args.data
+    cfg.validate()
+    session, preview = open_session(cfg, points_file=args.points_out)
+    settings = {k: getattr(cfg, k) for k in _PREVIEW_SETTINGS}
+    app = create_app(session, preview, token=token, settings=settings)
+    # the first image's superpixels are ready before the page asks for them
+    threading.Thread(target=preview.warm, args=(session.images[0].name,), daemon=True).start()
+    sock = _bind(args.host, args.port)  # a taken port is a clear error before any serving
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        import time
+
+        while not server.started:
+            time.sleep(0.05)
+        port = sock.getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+        if not _local(args.host):
+            print(
+                f"WARNING: serving on {args.host}: anyone who can reach this machine and has "
+                "the token can edit the points",
+                file=sys.stderr,
+            )
+        print(
+            f"pointseg annotate: {len(session.images)} image(s), points in "
+            f"{session.points_file}\nopen {url}",
+            flush=True,
+        )
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=[sock])
+    return 0
+
+
+def _bind(host: str, port: int):
+    """A listening socket on ``host:port``, or a one-line error naming the fix."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValueError(f"--host {host!r} is not an address of this machine ({exc})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ValueError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+            "(0 picks a free one)"
+        ) from None
+    sock.listen(128)
+    return sock
