@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pointseg.experiments.protocol import group_folds, mean_se, paired_difference
 from pointseg.io.atomic import write_text_atomic
 from pointseg.training.config import TrainConfig
 from pointseg.training.rundir import is_finished_run
@@ -53,6 +54,7 @@ __all__ = [
     "Sweep",
     "list_sweep_presets",
     "load_sweep",
+    "prepare_folds",
     "resolve_sweep_file",
     "run_sweep",
     "summarise",
@@ -70,9 +72,28 @@ class Sweep:
     base: dict[str, Any]
     grid: dict[str, list[Any]] = field(default_factory=dict)
     extra: list[dict[str, Any]] = field(default_factory=list)
+    folds: str | None = None
+    compare: list[dict[str, dict[str, Any]]] = field(default_factory=list)
+    fold_files: list[Path] = field(default_factory=list)
 
     def runs(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(run name, settings)`` for every run, grid first, then the extra runs."""
+        """``(run name, settings)`` for every run, grid first, then the extra runs.
+
+        With ``folds``, every run is repeated on every fold (``,fold=K`` in its name and the
+        fold's split file as ``split_file``); :func:`prepare_folds` writes the fold files.
+        """
+        runs = self._base_runs()
+        if not self.folds:
+            return runs
+        if not self.fold_files:
+            raise ValueError("the folds are not prepared yet: call prepare_folds(sweep) first")
+        return [
+            (f"{name},fold={k}", {**settings, "split_file": str(path)})
+            for name, settings in runs
+            for k, path in enumerate(self.fold_files)
+        ]
+
+    def _base_runs(self) -> list[tuple[str, dict[str, Any]]]:
         out = []
         keys = sorted(self.grid)
         for values in itertools.product(*(self.grid[k] for k in keys)):
@@ -140,11 +161,10 @@ def load_sweep(path: str | Path, *, base_overrides: Mapping[str, Any] | None = N
         raise ValueError(f"sweep file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {path}: expected a mapping with base/grid/extra")
-    unknown = sorted(set(data) - {"name", "out", "base", "grid", "extra"})
+    keys = ("name", "out", "base", "grid", "extra", "folds", "compare")
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise ValueError(
-            f"sweep file {path}: unknown keys {unknown}; use name, out, base, grid, extra"
-        )
+        raise ValueError(f"sweep file {path}: unknown keys {unknown}; use {', '.join(keys)}")
     base = {**dict(data.get("base") or {}), **dict(base_overrides or {})}
     grid = {k: (v if isinstance(v, list) else [v]) for k, v in (data.get("grid") or {}).items()}
     extra = list(data.get("extra") or [])
@@ -161,9 +181,81 @@ def load_sweep(path: str | Path, *, base_overrides: Mapping[str, Any] | None = N
             raise ValueError(
                 f"sweep file {path} ({where}): unknown settings {bad}; valid: {sorted(valid)}"
             )
+    folds = data.get("folds")
+    _check_folds(path, folds, base)
+    compare = _check_compare(path, data.get("compare") or [], valid)
     name = str(data.get("name") or path.stem)
     out = Path(data.get("out") or Path("runs") / "experiments" / name)
-    return Sweep(name=name, out=out, base=base, grid=grid, extra=extra)
+    return Sweep(
+        name=name, out=out, base=base, grid=grid, extra=extra, folds=folds, compare=compare
+    )
+
+
+#: Datasets whose split is official: cross-validation would mix their test set into training.
+_OFFICIAL_SPLITS = ("landcoverai", "loveda", "oxford_pet", "potsdam", "vaihingen")
+
+
+def _check_folds(path: Path, folds: Any, base: Mapping[str, Any]) -> None:
+    """``folds: by_group`` needs ``group_pattern``, refuses ``split_file`` and official splits."""
+    if folds is None:
+        return
+    if folds != "by_group":
+        raise ValueError(f"sweep file {path}: folds must be 'by_group', got {folds!r}")
+    dataset = base.get("dataset", "folder")
+    if dataset in _OFFICIAL_SPLITS:
+        raise ValueError(
+            f"sweep file {path}: dataset {dataset!r} has an official train/test split, so "
+            "cross-validation is off for it: remove 'folds' (seeds still average the noise)"
+        )
+    if dataset == "rasters":
+        raise ValueError(
+            f"sweep file {path}: the rasters dataset validates on held-out points, not "
+            "groups of images: remove 'folds'"
+        )
+    if base.get("split_file"):
+        raise ValueError(
+            f"sweep file {path}: folds by group replace the split, so a split_file is refused "
+            "(to keep a fixed test set, drop 'folds'); remove split_file from base"
+        )
+    if not base.get("group_pattern"):
+        raise ValueError(
+            f"sweep file {path}: folds by group need base.group_pattern, the regex naming each "
+            "image's group (e.g. 't\\d+$' for the Dubai tiles)"
+        )
+
+
+def _check_compare(path: Path, compare: Any, valid: set[str]) -> list[dict[str, dict[str, Any]]]:
+    """``compare: [{a: {setting: value}, b: {setting: value}}, ...]``."""
+    if not isinstance(compare, list):
+        raise ValueError(f"sweep file {path}: compare must be a list of {{a: ..., b: ...}}")
+    out = []
+    for entry in compare:
+        if not isinstance(entry, dict) or set(entry) != {"a", "b"}:
+            raise ValueError(
+                f"sweep file {path}: every compare entry is {{a: {{...}}, b: {{...}}}}, "
+                f"got {entry!r}"
+            )
+        for side in ("a", "b"):
+            if not isinstance(entry[side], dict) or not entry[side]:
+                raise ValueError(f"sweep file {path}: compare {side} must be a mapping")
+            bad = sorted(set(entry[side]) - valid)
+            if bad:
+                raise ValueError(f"sweep file {path}: compare {side}: unknown settings {bad}")
+        out.append({"a": dict(entry["a"]), "b": dict(entry["b"])})
+    return out
+
+
+def prepare_folds(sweep: Sweep) -> list[Path]:
+    """Write one split file per fold under ``out/folds/`` (``folds: by_group``)."""
+    cfg = TrainConfig.from_dict({k: v for k, v in sweep.base.items() if k != "out"})
+    names = cfg.open_dataset(None, require_masks=False).names
+    files = []
+    for k, fold in enumerate(group_folds(names, cfg.group_pattern)):
+        text = yaml.safe_dump({s: fold[s] for s in ("train", "val", "test")}, sort_keys=False)
+        header = f"# fold {k}: test {fold['groups']['test']}, val {fold['groups']['val']}\n"
+        files.append(write_text_atomic(sweep.out / "folds" / f"fold-{k}.yaml", header + text))
+    sweep.fold_files = files
+    return files
 
 
 @dataclass
@@ -203,6 +295,8 @@ def run_sweep(
     """
     if train is None:
         from pointseg.training import run_training as train
+    if sweep.folds and not sweep.fold_files:
+        prepare_folds(sweep)
     records = []
     for name, settings in sweep.runs():
         run_dir = sweep.out / "runs" / name
@@ -348,6 +442,9 @@ def _row(sweep: Sweep, r: RunRecord) -> dict[str, Any]:
     for key in sorted(set(sweep.grid) | {k for e in sweep.extra for k in e}):
         if key not in row:
             row[key] = _fmt(r.settings.get(key, getattr(defaults, key)))
+    if sweep.folds:  # the pairing keys of cross-validated comparisons
+        row["seed"] = _fmt(r.settings.get("seed", defaults.seed))
+        row["fold"] = Path(r.settings["split_file"]).stem.split("-", 1)[1]
     return row
 
 
@@ -364,7 +461,9 @@ def _is_number(value: Any) -> bool:
 
 
 def summarise(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean ± std of test mIoU over seeds, grouped by ``keys`` (finished runs only).
+    """Mean ± std (and standard error) of test mIoU over seeds (and folds), by ``keys``.
+
+    Only finished runs count.
 
     Each group also carries the mean annotation cost of its runs: ``points_clicked`` (points
     clicked over the training set), ``points_per_image``, ``labelled_fraction`` (share of
@@ -389,6 +488,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[di
                 **dict(zip(keys, values, strict=True)),
                 "mean": float(np.mean(mious)),
                 "std": float(np.std(mious)),
+                "se": mean_se(mious)[1],
                 "n": len(mious),
                 "points_clicked": mean_of("points_clicked"),
                 "points_per_image": mean_of("points_per_image"),
@@ -409,7 +509,7 @@ def _table_keys(
     varied = set(sweep.grid) | {k for e in sweep.extra for k in e}
     if "n_points" in varied:
         keys.append("n_points")
-    keys += [k for k in extra_cols if k != "seed" and k not in keys]
+    keys += [k for k in extra_cols if k not in ("seed", "fold") and k not in keys]
     return keys or ["supervision"]
 
 
@@ -425,17 +525,26 @@ def write_results(sweep: Sweep, records: Sequence[RunRecord]) -> None:
     write_text_atomic(sweep.out / "results.csv", buf.getvalue())
     keys = _table_keys(sweep, rows, extra_cols)
     summary = summarise(rows, keys)
+    spread, count = ("s.e.", "runs") if sweep.folds else ("std", "seeds")
     lines = [
         f"# {sweep.name}",
         "",
         "Clicks: query points clicked over the whole training set (points/image: per image). "
         "Labelled: share of training pixels with a pseudo-label (or a mask label). "
         "mIoU / 100 clicks: test mIoU per 100 clicked points, the annotation trade-off.",
+    ]
+    if sweep.folds:
+        lines += [
+            "",
+            f"Cross-validated by group: {len(sweep.fold_files)} folds (each group the test "
+            "split once), × seeds; mean ± standard error over folds × seeds.",
+        ]
+    lines += [
         "",
         "| "
         + " | ".join(keys)
-        + " | test mIoU (mean ± std) | clicks | points/image | labelled | mIoU / 100 clicks"
-        " | seeds |",
+        + f" | test mIoU (mean ± {spread}) | clicks | points/image | labelled | mIoU / 100 clicks"
+        f" | {count} |",
         "|" + "---|" * (len(keys) + 6),
     ]
 
@@ -444,7 +553,7 @@ def write_results(sweep: Sweep, records: Sequence[RunRecord]) -> None:
 
     for s in summary:
         cells = [str(s[k]) for k in keys] + [
-            f"{s['mean']:.4f} ± {s['std']:.4f}",
+            f"{s['mean']:.4f} ± {num(s['se'] if sweep.folds else s['std'], '.4f')}",
             num(s["points_clicked"], ".0f"),
             num(s["points_per_image"], ".1f"),
             num(s["labelled_fraction"], ".1%"),
@@ -452,12 +561,60 @@ def write_results(sweep: Sweep, records: Sequence[RunRecord]) -> None:
             str(s["n"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _comparison_lines(sweep, rows, keys)
     failed = [r.run for r in records if r.status != "done"]
     if failed:
         lines += ["", f"Failed runs ({len(failed)}): " + ", ".join(failed) + " (see error.txt)."]
     write_text_atomic(sweep.out / "results.md", "\n".join(lines) + "\n")
     _plot_against(sweep, rows, keys, x="n_points", filename="miou_vs_points.png")
     _plot_against(sweep, rows, keys, x="n_segments", filename="miou_vs_superpixels.png")
+
+
+def _comparison_lines(
+    sweep: Sweep, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> list[str]:
+    """The ``compare`` pairs of results.md: paired differences with their standard errors."""
+    if not sweep.compare:
+        return []
+    done = [r for r in rows if r["status"] == "done"]
+    pair_cols = ["fold", "seed"] if sweep.folds else ["seed"]
+    lines = [
+        "",
+        "## Paired comparisons",
+        "",
+        f"a − b on runs paired by {', '.join(pair_cols)} and every other setting; resolved "
+        "when |mean| > 2 × its standard error.",
+        "",
+        "| a | b | within | mean difference | s.e. | pairs | resolved |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def text(spec: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in spec.items())
+
+    for entry in sweep.compare:
+        a, b = entry["a"], entry["b"]
+        others = [k for k in keys if k not in a and k not in b]
+        subsets: list[dict[str, Any]] = [{}]
+        if others:
+            values = sorted({tuple(str(r.get(k)) for k in others) for r in done}, key=_sort_key)
+            subsets += [dict(zip(others, v, strict=True)) for v in values]
+        for within in subsets:
+            members = [r for r in done if all(str(r.get(k)) == v for k, v in within.items())]
+            d = paired_difference(
+                members,
+                {k: _fmt(v) for k, v in a.items()},
+                {k: _fmt(v) for k, v in b.items()},
+                pair_on=[*pair_cols, *others],
+            )
+            if not d["n"]:
+                continue
+            se = f"{d['se']:.4f}" if d["se"] == d["se"] else "-"
+            lines.append(
+                f"| {text(a)} | {text(b)} | {text(within) or 'all'} | {d['mean']:+.4f} | {se} "
+                f"| {d['n']} | {'yes' if d['resolved'] else 'no'} |"
+            )
+    return lines
 
 
 def _plot_against(
