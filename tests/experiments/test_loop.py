@@ -1,0 +1,59 @@
+"""The simulated annotator: rounds of training, proposals answered from the masks."""
+
+import csv
+
+import pytest
+
+from pointseg.experiments.loop import LoopSettings, run_annotation_loop
+from pointseg.training import TrainConfig
+
+
+def _cfg(data, tmp_path, **kw):
+    base = dict(
+        data=str(data),
+        image_size=32,
+        model="unet",
+        model_options={"base_channels": 4, "depth": 2},
+        batch_size=8,
+        max_epochs=1,
+        n_segments=30,
+        superpixels="slic",
+        accelerator="cpu",
+        cache_dir=str(tmp_path / "cache"),
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["entropy", "uniform"])
+def test_rounds_add_clicks_from_the_masks_and_record_mious(tiny_synthetic, tmp_path, strategy):
+    loop = LoopSettings(strategy=strategy, rounds=3, clicks_per_round=3)
+    rows = run_annotation_loop(_cfg(tiny_synthetic, tmp_path), loop, out=tmp_path / "loop")
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    clicks = [r["clicks"] for r in rows]
+    n_train = clicks[0] / 3
+    assert clicks[0] == 3 * n_train and clicks[1] > clicks[0] and clicks[2] > clicks[1]
+    assert clicks[2] <= 9 * n_train  # at most k per image and round
+    assert all(0 <= r["test_miou"] <= 1 for r in rows)
+    saved = list(csv.DictReader((tmp_path / "loop" / "loop.csv").open()))
+    assert [int(r["clicks"]) for r in saved] == clicks
+    # every click of a round is kept in the next one, and answered with the mask's class
+    first = list(csv.DictReader((tmp_path / "loop" / "round-0" / "points.csv").open()))
+    second = list(csv.DictReader((tmp_path / "loop" / "round-1" / "points.csv").open()))
+    if strategy != "uniform":  # a random baseline draws afresh at each budget
+        assert {tuple(r.values()) for r in first} <= {tuple(r.values()) for r in second}
+    from pointseg.data import FolderDataset
+
+    ds = FolderDataset(tiny_synthetic, split=None)
+    masks = {ds.names[i]: ds[i]["mask"] for i in range(len(ds))}
+    classes = list(ds.class_map.names)
+    for r in second:
+        assert classes[masks[r["image"]][int(r["y"]), int(r["x"])]] == r["class"]
+
+
+def test_bad_loop_settings():
+    with pytest.raises(ValueError, match="available"):
+        LoopSettings(strategy="nope")
+    with pytest.raises(ValueError, match=">= 1"):
+        LoopSettings(rounds=0)
