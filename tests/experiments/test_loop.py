@@ -57,3 +57,58 @@ def test_bad_loop_settings():
         LoopSettings(strategy="nope")
     with pytest.raises(ValueError, match=">= 1"):
         LoopSettings(rounds=0)
+
+
+@pytest.mark.slow
+def test_a_rerun_keeps_rounds_trained_on_the_same_clicks(tiny_synthetic, tmp_path):
+    from pointseg.training import run_training
+
+    calls = []
+
+    def train(cfg):
+        calls.append(cfg.out)
+        return run_training(cfg)
+
+    loop = LoopSettings(strategy="margin", rounds=2, clicks_per_round=2)
+    cfg = _cfg(tiny_synthetic, tmp_path)
+    first = run_annotation_loop(cfg, loop, out=tmp_path / "loop", train=train)
+    assert len(calls) == 2
+    again = run_annotation_loop(cfg, loop, out=tmp_path / "loop", train=train)
+    assert len(calls) == 2 and again == first
+    longer = LoopSettings(strategy="margin", rounds=3, clicks_per_round=2)
+    run_annotation_loop(cfg, longer, out=tmp_path / "loop", train=train)
+    assert len(calls) == 3  # only the new round
+
+
+@pytest.mark.slow
+def test_a_cross_validated_loop_sweep_compares_strategies_with_random_clicks(tmp_path):
+    import yaml
+
+    from pointseg.data import make_synthetic_dataset
+    from pointseg.experiments import load_sweep, run_sweep
+
+    root = make_synthetic_dataset(tmp_path / "data", n_images=9, size=32, seed=2)
+    for sub in ("images", "masks"):
+        for i, path in enumerate(sorted((root / sub).glob("*.png"))):
+            path.rename(path.with_name(f"{path.stem}_t{i % 3}.png"))
+    spec = {
+        "name": "loop",
+        "out": str(tmp_path / "out"),
+        "folds": "by_group",
+        "loop": {"strategies": ["uniform", "entropy"], "rounds": 2, "clicks_per_round": 3},
+        "base": {**_cfg(root, tmp_path).to_dict(), "group_pattern": r"t\d+$"},
+    }
+    spec["base"] = {k: v for k, v in spec["base"].items() if k not in ("out", "fractions")}
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    records = run_sweep(load_sweep(path), overrides={"progress": False})
+    assert len(records) == 2 * 3 and all(r.status == "done" for r in records)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| entropy | uniform | 1 |" in md and "| 3 |" in md  # 3 folds paired
+    rows = list(csv.DictReader((tmp_path / "out" / "loop_results.csv").open()))
+    assert len(rows) == 2 * 3 * 2
+    assert (tmp_path / "out" / "miou_vs_clicks.png").is_file()
+    with pytest.raises(ValueError, match="loop"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(yaml.safe_dump({**spec, "loop": {"strategies": ["nope"]}}))
+        load_sweep(bad)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -134,6 +135,29 @@ def _answer(mask: np.ndarray, clicks: list[tuple[int, int]], existing: np.ndarra
     return np.concatenate([existing, np.array(new, np.int64)])
 
 
+def _finished_round(
+    folder: Path, points: dict[str, np.ndarray], names: list[str]
+) -> tuple[Path, dict[str, Any]] | None:
+    """A round already trained on exactly these clicks (a resumed loop keeps it)."""
+    import json
+
+    from pointseg.training.rundir import is_finished_run
+
+    run, saved = folder / "run", folder / "points.csv"
+    if not (is_finished_run(run) and saved.is_file() and (run / "metrics.json").is_file()):
+        return None
+    probe = folder / f".points-check-{os.getpid()}.csv"
+    try:
+        write_points_csv(probe, points, class_names=names)
+        same = probe.read_bytes() == saved.read_bytes()
+    finally:
+        probe.unlink(missing_ok=True)
+    if not same:
+        return None
+    logger.info("round %s was already trained on these clicks: kept", folder.name)
+    return run / "model.pt", json.loads((run / "metrics.json").read_text())
+
+
 def run_annotation_loop(
     cfg: Any,
     loop: LoopSettings,
@@ -154,6 +178,9 @@ def run_annotation_loop(
         round: clicks, clicks per image, test and validation mIoU).
     train : callable, optional
         ``train(cfg) -> TrainResult`` (default :func:`pointseg.training.run_training`).
+
+    A rerun keeps every round already trained on the same clicks: an interrupted loop resumes
+    at its first unfinished round.
 
     Returns
     -------
@@ -178,10 +205,14 @@ def run_annotation_loop(
     rows: list[dict[str, Any]] = []
     for r in range(loop.rounds):
         folder = out / f"round-{r}"
-        points_file = write_points_csv(folder / "points.csv", points, class_names=names)
-        result = train(
-            replace(cfg, out=str(folder / "run"), points_file=str(points_file), overwrite=True)
-        )
+        done = _finished_round(folder, points, names)
+        if done is None:  # not trained yet, or trained on other clicks: (re)train
+            points_file = write_points_csv(folder / "points.csv", points, class_names=names)
+            trained = train(
+                replace(cfg, out=str(folder / "run"), points_file=str(points_file), overwrite=True)
+            )
+            done = (trained.model_path, trained.metrics)
+        model_path, metrics = done
         clicks = int(sum(len(p) for p in points.values()))
         rows.append(
             {
@@ -189,8 +220,8 @@ def run_annotation_loop(
                 "strategy": loop.strategy,
                 "clicks": clicks,
                 "clicks_per_image": clicks / len(points),
-                "test_miou": result.metrics.get("test", {}).get("miou", float("nan")),
-                "val_miou": result.metrics.get("val", {}).get("miou", float("nan")),
+                "test_miou": metrics.get("test", {}).get("miou", float("nan")),
+                "val_miou": metrics.get("val", {}).get("miou", float("nan")),
             }
         )
         logger.info(
@@ -208,7 +239,7 @@ def run_annotation_loop(
                 for n, s in samples.items()
             }
             continue
-        model, spec = load_model(result.model_path)
+        model, spec = load_model(model_path)
         proposed = _propose_round(
             model.eval(),
             spec,
@@ -228,3 +259,159 @@ def run_annotation_loop(
     writer.writerows(rows)
     write_text_atomic(out / "loop.csv", buf.getvalue())
     return rows
+
+
+# ------------------------------------------------------------------------------- sweeps
+
+
+def run_loop_record(
+    loop: dict[str, Any], name: str, settings: dict[str, Any], run_dir: Path, train: Any
+) -> Any:
+    """One run of a ``loop:`` sweep: the annotation loop of one strategy (resumable)."""
+    import time
+    import traceback
+
+    from pointseg.experiments.sweep import RunRecord
+    from pointseg.training.config import TrainConfig
+
+    t = time.perf_counter()
+    strategy = settings["strategy"]
+    cfg_settings = {k: v for k, v in settings.items() if k not in ("strategy", "out")}
+    options = {k: v for k, v in loop.items() if k != "strategies"}
+    try:
+        cfg = TrainConfig.from_dict(cfg_settings)
+        rows = run_annotation_loop(
+            cfg, LoopSettings(strategy=strategy, **options), out=run_dir, train=train
+        )
+    except Exception as exc:  # a failed run is recorded, the sweep goes on
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "error.txt", traceback.format_exc())
+        logger.warning("run %s failed: %s", name, exc)
+        return RunRecord(name, "failed", settings, seconds=time.perf_counter() - t, error=str(exc))
+    (run_dir / "error.txt").unlink(missing_ok=True)
+    last = rows[-1]
+    return RunRecord(
+        name,
+        "done",
+        settings,
+        metrics={"test": {"miou": last["test_miou"]}, "val": {"miou": last["val_miou"]}},
+        seconds=time.perf_counter() - t,
+        rounds=rows,
+    )
+
+
+def write_loop_results(sweep: Any, records: list[Any]) -> None:
+    """``loop_results.csv`` (one row per run and round), ``results.md`` and a plot.
+
+    The table gives test mIoU (mean ± s.e. over folds × seeds) per strategy and round; every
+    proposal strategy is compared with each random baseline at the same round, fold and seed.
+    """
+    from pointseg.experiments.protocol import mean_se, paired_difference
+
+    rows = []
+    for rec in records:
+        fold = (
+            Path(rec.settings["split_file"]).stem.split("-", 1)[1]
+            if sweep.folds and rec.settings.get("split_file")
+            else "-"
+        )
+        for r in rec.rounds:
+            rows.append(
+                {
+                    "run": rec.run,
+                    "strategy": rec.settings["strategy"],
+                    "fold": fold,
+                    "seed": rec.settings.get("seed", 0),
+                    **{k: v for k, v in r.items() if k != "strategy"},
+                }
+            )
+    sweep.out.mkdir(parents=True, exist_ok=True)
+    failed = [r.run for r in records if r.status != "done"]
+    lines = [f"# {sweep.name}: simulated annotation loop", ""]
+    if rows:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(sweep.out / "loop_results.csv", buf.getvalue())
+        strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+        rounds = sorted({r["round"] for r in rows})
+        lines += [
+            "Test mIoU (mean ± s.e. over folds × seeds) after each round; clicks per training "
+            "image in brackets. Models are retrained from scratch every round.",
+            "",
+            "| strategy | " + " | ".join(f"round {r}" for r in rounds) + " |",
+            "|---|" + "---|" * len(rounds),
+        ]
+        for st in strategies:
+            cells = []
+            for rnd in rounds:
+                sel = [r for r in rows if r["strategy"] == st and r["round"] == rnd]
+                mean, se, _ = mean_se([float(r["test_miou"]) for r in sel])
+                cpi = np.mean([r["clicks_per_image"] for r in sel]) if sel else float("nan")
+                se_text = f"{se:.4f}" if se == se else "-"
+                cells.append(f"{mean:.4f} ± {se_text} ({cpi:.1f})")
+            lines.append(f"| {st} | " + " | ".join(cells) + " |")
+        baselines = [b for b in RANDOM_BASELINES if b in strategies]
+        others = [s for s in strategies if s not in RANDOM_BASELINES]
+        if baselines and others:
+            lines += [
+                "",
+                "## Paired differences against random clicks",
+                "",
+                "strategy − baseline at the same round, fold and seed; resolved when |mean| > "
+                "2 × its standard error.",
+                "",
+                "| strategy | baseline | round | difference | s.e. | pairs | resolved |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for st in others:
+                for base in baselines:
+                    for rnd in rounds:
+                        d = paired_difference(
+                            [r for r in rows if r["round"] == rnd],
+                            {"strategy": st},
+                            {"strategy": base},
+                            pair_on=["fold", "seed"],
+                        )
+                        if not d["n"]:
+                            continue
+                        se_text = f"{d['se']:.4f}" if d["se"] == d["se"] else "-"
+                        lines.append(
+                            f"| {st} | {base} | {rnd} | {d['mean']:+.4f} | {se_text} | {d['n']} "
+                            f"| {'yes' if d['resolved'] else 'no'} |"
+                        )
+        _plot_loop(sweep.out / "miou_vs_clicks.png", rows, strategies)
+    if failed:
+        lines += ["", f"Failed runs ({len(failed)}): " + ", ".join(failed) + " (see error.txt)."]
+    write_text_atomic(sweep.out / "results.md", "\n".join(lines) + "\n")
+
+
+def _plot_loop(path: Path, rows: list[dict[str, Any]], strategies: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pointseg.experiments.protocol import mean_se
+    from pointseg.io.atomic import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for st in strategies:
+        xs, ys, es = [], [], []
+        for rnd in sorted({r["round"] for r in rows if r["strategy"] == st}):
+            sel = [r for r in rows if r["strategy"] == st and r["round"] == rnd]
+            mean, se, _ = mean_se([float(r["test_miou"]) for r in sel])
+            xs.append(np.mean([r["clicks_per_image"] for r in sel]))
+            ys.append(mean)
+            es.append(se if se == se else 0.0)
+        style = "--" if st in RANDOM_BASELINES else "-"
+        ax.errorbar(xs, ys, yerr=es, label=st, linestyle=style, marker="o", capsize=3)
+    ax.set_xlabel("clicks per training image")
+    ax.set_ylabel("test mIoU (mean ± s.e.)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)

@@ -75,6 +75,7 @@ class Sweep:
     folds: str | None = None
     compare: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     fold_files: list[Path] = field(default_factory=list)
+    loop: dict[str, Any] | None = None
 
     def runs(self) -> list[tuple[str, dict[str, Any]]]:
         """``(run name, settings)`` for every run, grid first, then the extra runs.
@@ -83,6 +84,15 @@ class Sweep:
         fold's split file as ``split_file``); :func:`prepare_folds` writes the fold files.
         """
         runs = self._base_runs()
+        if self.loop:  # a simulated annotation loop per strategy
+            runs = [
+                (
+                    f"{name},strategy={st}" if name != "base" else f"strategy={st}",
+                    {**settings, "strategy": st},
+                )
+                for name, settings in runs
+                for st in self.loop["strategies"]
+            ]
         if not self.folds:
             return runs
         if not self.fold_files:
@@ -161,7 +171,7 @@ def load_sweep(path: str | Path, *, base_overrides: Mapping[str, Any] | None = N
         raise ValueError(f"sweep file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {path}: expected a mapping with base/grid/extra")
-    keys = ("name", "out", "base", "grid", "extra", "folds", "compare")
+    keys = ("name", "out", "base", "grid", "extra", "folds", "compare", "loop")
     unknown = sorted(set(data) - set(keys))
     if unknown:
         raise ValueError(f"sweep file {path}: unknown keys {unknown}; use {', '.join(keys)}")
@@ -186,9 +196,38 @@ def load_sweep(path: str | Path, *, base_overrides: Mapping[str, Any] | None = N
     compare = _check_compare(path, data.get("compare") or [], valid)
     name = str(data.get("name") or path.stem)
     out = Path(data.get("out") or Path("runs") / "experiments" / name)
+    loop = _check_loop(path, data.get("loop"))
     return Sweep(
-        name=name, out=out, base=base, grid=grid, extra=extra, folds=folds, compare=compare
+        name=name,
+        out=out,
+        base=base,
+        grid=grid,
+        extra=extra,
+        folds=folds,
+        compare=compare,
+        loop=loop,
     )
+
+
+def _check_loop(path: Path, loop: Any) -> dict[str, Any] | None:
+    """``loop: {strategies: [...], rounds, clicks_per_round, min_distance}``."""
+    if loop is None:
+        return None
+    from pointseg.experiments.loop import LoopSettings
+
+    keys = {"strategies", "rounds", "clicks_per_round", "min_distance"}
+    if not isinstance(loop, dict) or set(loop) - keys or not loop.get("strategies"):
+        raise ValueError(
+            f"sweep file {path}: loop is a mapping with strategies (a list) and optionally "
+            f"rounds, clicks_per_round, min_distance; got {loop!r}"
+        )
+    options = {k: v for k, v in loop.items() if k != "strategies"}
+    try:
+        for strategy in loop["strategies"]:
+            LoopSettings(strategy=strategy, **options)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sweep file {path}: loop: {exc}") from exc
+    return dict(loop)
 
 
 #: Datasets whose split is official: cross-validation would mix their test set into training.
@@ -269,6 +308,7 @@ class RunRecord:
     label_stats: dict[str, Any] = field(default_factory=dict)
     seconds: float = math.nan
     error: str = ""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -301,6 +341,11 @@ def run_sweep(
     for name, settings in sweep.runs():
         run_dir = sweep.out / "runs" / name
         settings = {**settings, **(overrides or {}), "out": str(run_dir)}
+        if sweep.loop:
+            from pointseg.experiments.loop import run_loop_record
+
+            records.append(run_loop_record(sweep.loop, name, settings, run_dir, train))
+            continue
         if is_finished_run(run_dir) and (run_dir / "metrics.json").is_file():
             changed = _changed_settings(run_dir, settings)
             if not changed:
@@ -347,7 +392,12 @@ def run_sweep(
         record.seconds = time.perf_counter() - t
         write_text_atomic(run_dir / "seconds.txt", f"{record.seconds:.1f}\n")
         records.append(record)
-    write_results(sweep, records)
+    if sweep.loop:
+        from pointseg.experiments.loop import write_loop_results
+
+        write_loop_results(sweep, records)
+    else:
+        write_results(sweep, records)
     return records
 
 
