@@ -192,8 +192,10 @@ def test_shipped_sweeps_load_and_name_valid_settings(tmp_path):
     for name in names:
         sweep = load_sweep(name, base_overrides={"data": elsewhere})
         assert sweep.base["data"] == elsewhere
-        assert sweep.runs()
-        for _, settings in sweep.runs():
+        runs = sweep.runs(with_folds=False)  # fold sweeps write their split files first
+        assert runs
+        for _, settings in runs:
+            settings = {k: v for k, v in settings.items() if k != "strategy"}  # loop sweeps
             TrainConfig.from_dict(settings).validate()  # names a registered dataset, model...
     small = load_sweep("small")
     points = sorted({s["n_points"] for _, s in small.runs() if s.get("supervision") != "full"})

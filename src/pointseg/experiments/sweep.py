@@ -77,11 +77,13 @@ class Sweep:
     fold_files: list[Path] = field(default_factory=list)
     loop: dict[str, Any] | None = None
 
-    def runs(self) -> list[tuple[str, dict[str, Any]]]:
+    def runs(self, *, with_folds: bool = True) -> list[tuple[str, dict[str, Any]]]:
         """``(run name, settings)`` for every run, grid first, then the extra runs.
 
         With ``folds``, every run is repeated on every fold (``,fold=K`` in its name and the
-        fold's split file as ``split_file``); :func:`prepare_folds` writes the fold files.
+        fold's split file as ``split_file``); :func:`prepare_folds` writes the fold files
+        (``with_folds=False``: the runs before that expansion). With ``loop``, every run is
+        repeated per strategy (``,strategy=S``; the settings carry ``strategy``).
         """
         runs = self._base_runs()
         if self.loop:  # a simulated annotation loop per strategy
@@ -93,7 +95,7 @@ class Sweep:
                 for name, settings in runs
                 for st in self.loop["strategies"]
             ]
-        if not self.folds:
+        if not self.folds or not with_folds:
             return runs
         if not self.fold_files:
             raise ValueError("the folds are not prepared yet: call prepare_folds(sweep) first")
