@@ -56,7 +56,9 @@ def test_list_datasets_maps_and_experiments(capsys):
     assert main(["list", "maps"]) == 0
     assert "dubai-to-landcoverai" in capsys.readouterr().out
     assert main(["list", "experiments"]) == 0
-    assert "small" in capsys.readouterr().out.split()
+    assert {"small", "dubai-cv", "dubai-loop"} <= set(capsys.readouterr().out.split())
+    assert main(["list", "proposals"]) == 0
+    assert capsys.readouterr().out.split() == ["disagreement", "entropy", "margin", "random"]
 
 
 def test_train_on_oxford_pet_by_name(tmp_path, capsys):

@@ -9,7 +9,7 @@ __all__ = ["add_parser", "run"]
 
 
 def _registries() -> dict[str, Callable[[], list[str]]]:
-    from pointseg import data, experiments, losses, models, points, superpixels
+    from pointseg import data, experiments, losses, models, points, proposals, superpixels
 
     return {
         "models": models.list_models,
@@ -20,10 +20,21 @@ def _registries() -> dict[str, Callable[[], list[str]]]:
         "presets": data.list_class_presets,
         "maps": data.list_map_presets,
         "experiments": experiments.list_sweep_presets,
+        "proposals": proposals.list_proposal_strategies,
     }
 
 
-WHAT = ("models", "losses", "superpixels", "schemes", "datasets", "presets", "maps", "experiments")
+WHAT = (
+    "models",
+    "losses",
+    "superpixels",
+    "schemes",
+    "datasets",
+    "presets",
+    "maps",
+    "experiments",
+    "proposals",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "what",
         choices=WHAT,
-        help="presets: class files; maps: class mapping files; experiments: sweep presets",
+        help="presets: class files; maps: class mapping files; experiments: sweep presets; "
+        "proposals: click-proposal strategies",
     )
 
 
