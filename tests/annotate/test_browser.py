@@ -8,14 +8,9 @@ subprocess on a free port with an access token, on a small synthetic dataset.
 from __future__ import annotations
 
 import csv
-import queue
 import re
 import shutil
-import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,56 +58,6 @@ YELLOW = """() => {
 # ---------------------------------------------------------------------------------- server
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    url: str  # page URL with ?token=
-    base: str
-    data: Path
-    log: list[str]
-
-
-def _start_server(data: Path, *extra: str) -> Server:
-    cmd = [sys.executable, "-m", "pointseg", "annotate", str(data), "--port", "0"]
-    proc = subprocess.Popen(
-        [*cmd, "--token", TOKEN, *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    log: list[str] = []
-    lines: queue.Queue[str] = queue.Queue()
-
-    def drain() -> None:  # keep reading so the server never blocks on a full pipe
-        for line in proc.stdout:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        match = re.search(r"open (http://\S+)", line)
-        if match:
-            url = match.group(1)
-            return Server(proc, url, url.split("?")[0].rstrip("/"), data, log)
-    proc.kill()
-    proc.wait()
-    raise AssertionError("pointseg annotate did not start:\n" + "".join(log))
-
-
-def _stop(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def synthetic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pointseg.data import make_synthetic_dataset
@@ -123,12 +68,12 @@ def synthetic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server(synthetic_template: Path, tmp_path: Path):
+def server(annotate, synthetic_template: Path, tmp_path: Path):
     data = tmp_path / "data"
     shutil.copytree(synthetic_template, data)
-    srv = _start_server(data, "--image-size", "0", "--superpixels", "slic")
+    srv = annotate.start(data, "--token", TOKEN, "--image-size", "0", "--superpixels", "slic")
     yield srv
-    _stop(srv)
+    annotate.stop(srv)
 
 
 # ---------------------------------------------------------------------------------- browser
@@ -153,7 +98,7 @@ def context(browser):
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def _open(context, server: Server):
+def _open(context, server):
     page = context.new_page()
     page.goto(server.url)
     page.wait_for_function(IDLE)
@@ -222,7 +167,7 @@ def _rgb(hex_color: str) -> np.ndarray:
     return np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
 
 
-def _csv_rows(server: Server) -> list[tuple[str, int, int, str]]:
+def _csv_rows(server) -> list[tuple[str, int, int, str]]:
     path = server.data / "points.csv"
     if not path.exists():
         return []
@@ -434,7 +379,7 @@ def test_image_navigation_zoom_pan_and_toggles(context, server):
 
 
 @pytest.fixture
-def big_server(tmp_path: Path):
+def big_server(annotate, tmp_path: Path):
     """One 2048 x 2048 image (a 4-level pyramid), previewed on a 256 px training grid."""
     from pointseg.data import make_synthetic_dataset
 
@@ -445,9 +390,9 @@ def big_server(tmp_path: Path):
     yy, xx = np.mgrid[0:2048, 0:2048]
     rgb = np.stack([(xx // 8) % 256, (yy // 8) % 256, ((xx + yy) // 16) % 256], -1)
     Image.fromarray(rgb.astype(np.uint8)).save(data / "images" / "big.png", compress_level=1)
-    srv = _start_server(data, "--image-size", "256", "--superpixels", "grid")
+    srv = annotate.start(data, "--token", TOKEN, "--image-size", "256", "--superpixels", "grid")
     yield srv
-    _stop(srv)
+    annotate.stop(srv)
 
 
 def _visible_tiles(view: dict, level: int, size: dict, width: int, height: int) -> set:
@@ -511,7 +456,7 @@ def _until(page, condition, timeout_s: float = 10) -> None:
 
 
 @pytest.fixture
-def raster_server(tmp_path: Path):
+def raster_server(annotate, tmp_path: Path):
     """A 1100 x 1100 georeferenced orthophoto: tiled overlay, points saved as GeoPackage."""
     from pointseg.data.synthetic_raster import make_synthetic_raster
 
@@ -519,13 +464,13 @@ def raster_server(tmp_path: Path):
     make_synthetic_raster(data, size=1100, points_per_tile=2, seed=2)
     (data / "points.geojson").unlink()
     options = ["block_size=512", "margin=32", "val_fraction=0.3", "val_cell=256"]
-    srv = _start_server(
+    srv = annotate.start(
         data,
-        *("--dataset", "rasters", "--image-size", "128", "--superpixels", "slic"),
+        *("--token", TOKEN, "--dataset", "rasters", "--image-size", "128", "--superpixels", "slic"),
         *("--n-segments", "40", *(a for o in options for a in ("--dataset-option", o))),
     )
     yield srv
-    _stop(srv)
+    annotate.stop(srv)
 
 
 def _gpkg_pixels(path: Path, raster: Path) -> list[tuple[int, int, str]]:

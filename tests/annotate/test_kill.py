@@ -2,11 +2,8 @@
 
 import json
 import os
-import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -19,38 +16,6 @@ from pointseg.points import load_points
 pytestmark = pytest.mark.slow
 
 
-def _start(data, *extra):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pointseg",
-            "-q",
-            "annotate",
-            str(data),
-            "--port",
-            "0",
-            "--superpixels",
-            "grid",
-            "--n-segments",
-            "16",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        match = re.search(r"open (http://\S+)", line)
-        if match:
-            return proc, match.group(1).split("?")[0].rstrip("/")
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise AssertionError(f"the server did not start: {proc.stderr.read()}")
-
-
 def _call(url, method="GET", body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
@@ -59,10 +24,12 @@ def _call(url, method="GET", body=None):
         return json.loads(r.read())
 
 
-def test_sigkill_loses_no_acknowledged_click(tiny_synthetic, tmp_path):
+def test_sigkill_loses_no_acknowledged_click(annotate, tiny_synthetic, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_synthetic, data)
-    proc, url = _start(data)
+    grid = ("--superpixels", "grid", "--n-segments", "16")
+    server = annotate.start(data, *grid)
+    proc, url = server.proc, server.base
     acknowledged = []
     stop = threading.Event()
 
@@ -103,12 +70,9 @@ def test_sigkill_loses_no_acknowledged_click(tiny_synthetic, tmp_path):
     saved = {(n, *map(int, p)) for n, arr in pts.items() for p in arr}
     assert set(acknowledged) <= saved
 
-    proc, url = _start(data)  # reopening continues where the killed server stopped
-    try:
-        state = _call(f"{url}/api/state")
-        assert sum(im["n_points"] for im in state["images"]) == len(saved)
-        # a save cut short by the kill left at most a hidden temp file, now removed
-        assert not [p for p in data.iterdir() if p.name.startswith(".points")]
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    again = annotate.start(data, *grid)  # reopening continues where the killed server stopped
+    state = _call(f"{again.base}/api/state")
+    assert sum(im["n_points"] for im in state["images"]) == len(saved)
+    # a save cut short by the kill left at most a hidden temp file, now removed
+    assert not [p for p in data.iterdir() if p.name.startswith(".points")]
+    annotate.stop(again)

@@ -19,7 +19,7 @@ def _get(url):
         return r.read()
 
 
-def test_a_10000_px_raster_is_panned_in_bounded_memory(tmp_path):
+def test_a_10000_px_raster_is_panned_in_bounded_memory(annotate, tmp_path):
     data = tmp_path / "big"
     subprocess.run(
         [
@@ -37,28 +37,9 @@ def test_a_10000_px_raster_is_panned_in_bounded_memory(tmp_path):
         timeout=600,
     )
     (data / "points.geojson").unlink()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pointseg",
-            "-q",
-            "annotate",
-            str(data),
-            "--dataset",
-            "rasters",
-            "--image-size",
-            "256",
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = annotate.start(data, "--dataset", "rasters", "--image-size", "256")
+    proc, url = server.proc, server.base
     try:
-        url = next(m.group(1) for line in proc.stdout if (m := re.search(r"open (\S+)", line)))
-        url = url.rstrip("/")
         info = json.loads(_get(f"{url}/api/images/0"))
         assert (info["width"], info["height"], info["overlay"]) == (SIZE, SIZE, "tiled")
         version = json.loads(_get(f"{url}/api/state"))["version"]
@@ -83,5 +64,4 @@ def test_a_10000_px_raster_is_panned_in_bounded_memory(tmp_path):
         peak_mib = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
         assert peak_mib < 1536, f"peak RSS {peak_mib:.0f} MiB"
     finally:
-        proc.kill()
-        proc.wait(timeout=30)
+        annotate.stop(server)
