@@ -24,7 +24,7 @@ from pointseg.superpixels.evaluation import boundary_map
 from pointseg.training.data import training_view
 from pointseg.viz.colors import display_image
 
-__all__ = ["LRU", "PreviewEngine", "encode_png"]
+__all__ = ["LRU", "PreviewEngine", "boundaries_png", "encode_png", "labels_png"]
 
 #: Side of the square tiles the page requests.
 TILE = 256
@@ -66,6 +66,21 @@ def encode_png(array: np.ndarray, *, mode: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+def labels_png(labels: np.ndarray, colors: list[tuple[int, ...]]) -> bytes:
+    """RGBA PNG of a label map: class colours opaque, unlabelled (255) fully transparent."""
+    palette = np.zeros((256, 4), np.uint8)
+    palette[: len(colors), :3] = np.asarray(colors, np.uint8).reshape(-1, 3)
+    palette[: len(colors), 3] = 255
+    return encode_png(palette[labels], mode="RGBA")
+
+
+def boundaries_png(flags: np.ndarray) -> bytes:
+    """RGBA PNG of boundary pixels (``flags`` True) in opaque yellow, elsewhere transparent."""
+    out = np.zeros((*flags.shape, 4), np.uint8)
+    out[flags] = (255, 255, 0, 255)
+    return encode_png(out, mode="RGBA")
+
+
 def levels_for(width: int, height: int, tile: int = TILE) -> int:
     """Pyramid levels: level ``k`` is downsampled by ``2**k``; the last fits one tile."""
     levels, side = 1, max(width, height)
@@ -98,11 +113,6 @@ class PreviewEngine:
         self._display = LRU(16)  # (name, level) -> display RGB array
         self._segments = LRU(16)  # name -> (training view, superpixel levels)
         self._labels = LRU(64)  # (name, version) -> labels on the training grid
-        palette = np.zeros((256, 4), np.uint8)
-        for i, color in enumerate(session.class_colors):
-            palette[i, :3] = color
-            palette[i, 3] = 255
-        self._palette = palette  # IGNORE_INDEX stays fully transparent
 
     # ----------------------------------------------------------------------------- reads
 
@@ -172,12 +182,9 @@ class PreviewEngine:
 
     def overlay_png(self, name: str) -> bytes:
         """RGBA PNG of the preview: class colours, unlabelled transparent."""
-        return encode_png(self._palette[self.labels(name)], mode="RGBA")
+        return labels_png(self.labels(name), self.session.class_colors)
 
     def boundaries_png(self, name: str) -> bytes:
         """RGBA PNG of the superpixel boundaries (yellow) on the training grid."""
         _, segments = self._view(name)
-        edges = boundary_map(segments[0])
-        out = np.zeros((*edges.shape, 4), np.uint8)
-        out[edges] = (255, 255, 0, 255)
-        return encode_png(out, mode="RGBA")
+        return boundaries_png(boundary_map(segments[0]))

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from pointseg.annotate.preview import LRU, TILE, encode_png, levels_for
+from pointseg.annotate.preview import (
+    LRU,
+    TILE,
+    boundaries_png,
+    encode_png,
+    labels_png,
+    levels_for,
+)
 from pointseg.constants import IGNORE_INDEX
 from pointseg.io.raster import band_layout
 from pointseg.io.windows import RasterWindows
@@ -90,11 +97,6 @@ class RasterPreviewEngine:
         self._levels = _Levels(8)  # superpixels of segmented blocks (~10 MB each)
         self._blocks = LRU(24)  # (name, r0, c0, points) -> (labels, segments)
         self._split = LRU(4)  # version -> training points per raster
-        palette = np.zeros((256, 4), np.uint8)
-        for i, color in enumerate(session.class_colors):
-            palette[i, :3] = color
-            palette[i, 3] = 255
-        self._palette = palette
 
     # ----------------------------------------------------------------------------- reading
 
@@ -126,8 +128,7 @@ class RasterPreviewEngine:
 
         r0, r1, c0, c1, s = self._rect(name, level, tx, ty)
         src, _ = self._reader(name)
-        bands = self.indexes[name][:3]
-        bands = bands if len(bands) == 3 else [bands[0]] * 3
+        bands = self._display_bands(name)
         shape = (3, -(-(r1 - r0) // s), -(-(c1 - c0) // s))
         with self._lock, _gdal_env():  # one handle per raster: reads are serialised
             data = src.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0), out_shape=shape)
@@ -138,12 +139,16 @@ class RasterPreviewEngine:
             rgb = (np.clip(f, 0, 1) * 255).astype(np.uint8)
         return encode_png(rgb)
 
+    def _display_bands(self, name: str) -> list[int]:
+        """The three bands shown: the first three used, or the first one as grey."""
+        bands = self.indexes[name][:3]
+        return bands if len(bands) == 3 else [bands[0]] * 3
+
     def _stretch_of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """2-98 % per display band from a decimated read (once per raster)."""
         if name not in self._stretch:
             src, _ = self._reader(name)
-            bands = self.indexes[name][:3]
-            bands = bands if len(bands) == 3 else [bands[0]] * 3
+            bands = self._display_bands(name)
             scale = max(1, max(src.height, src.width) // 512)
             shape = (3, max(1, src.height // scale), max(1, src.width // scale))
             with self._lock, _gdal_env():
@@ -251,13 +256,10 @@ class RasterPreviewEngine:
         return out
 
     def overlay_tile(self, name: str, level: int, tx: int, ty: int) -> bytes:
-        return encode_png(self._palette[self._compose(name, level, tx, ty, False)], mode="RGBA")
+        return labels_png(self._compose(name, level, tx, ty, False), self.session.class_colors)
 
     def boundaries_tile(self, name: str, level: int, tx: int, ty: int) -> bytes:
-        flags = self._compose(name, level, tx, ty, True) == 1
-        out = np.zeros((*flags.shape, 4), np.uint8)
-        out[flags] = (255, 255, 0, 255)
-        return encode_png(out, mode="RGBA")
+        return boundaries_png(self._compose(name, level, tx, ty, True) == 1)
 
     def warm(self, name: str) -> None:
         """Nothing to prepare: blocks are computed when a tile needs them."""

@@ -45,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if cfg.classes:
         cfg.classes = str(resolve_class_file(cfg.classes))
     cfg.progress = not args.quiet
-    cfg.validate()
     result = run_training(cfg, progress=progress_wrapper(cfg.progress, "preparing"))
     for name, metrics in result.metrics.items():
         split = result.splits.get(name)

@@ -269,9 +269,8 @@ def run_loop_record(
 ) -> Any:
     """One run of a ``loop:`` sweep: the annotation loop of one strategy (resumable)."""
     import time
-    import traceback
 
-    from pointseg.experiments.sweep import RunRecord
+    from pointseg.experiments.sweep import RunRecord, failed_run
     from pointseg.training.config import TrainConfig
 
     t = time.perf_counter()
@@ -284,10 +283,7 @@ def run_loop_record(
             cfg, LoopSettings(strategy=strategy, **options), out=run_dir, train=train
         )
     except Exception as exc:  # a failed run is recorded, the sweep goes on
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "error.txt", traceback.format_exc())
-        logger.warning("run %s failed: %s", name, exc)
-        return RunRecord(name, "failed", settings, seconds=time.perf_counter() - t, error=str(exc))
+        return failed_run(name, settings, run_dir, exc, t)
     (run_dir / "error.txt").unlink(missing_ok=True)
     last = rows[-1]
     return RunRecord(

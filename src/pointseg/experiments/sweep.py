@@ -313,6 +313,18 @@ class RunRecord:
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
+def failed_run(
+    name: str, settings: dict[str, Any], run_dir: Path, exc: Exception, started: float
+) -> RunRecord:
+    """Record a run that raised: its traceback in ``error.txt``; the sweep goes on."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "error.txt", traceback.format_exc())
+    logger.warning("run %s failed: %s", name, exc)
+    return RunRecord(
+        name, "failed", settings, seconds=time.perf_counter() - started, error=str(exc)
+    )
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     import json
 
@@ -382,11 +394,7 @@ def run_sweep(
         except Exception as exc:  # a failed run is recorded, the sweep goes on
             run_dir.mkdir(parents=True, exist_ok=True)
             os.replace(log, run_dir / "train.log")
-            write_text_atomic(run_dir / "error.txt", traceback.format_exc())
-            logger.warning("run %s failed: %s", name, exc)
-            records.append(
-                RunRecord(name, "failed", settings, seconds=time.perf_counter() - t, error=str(exc))
-            )
+            records.append(failed_run(name, settings, run_dir, exc, t))
             continue
         os.replace(log, run_dir / "train.log")
         (run_dir / "error.txt").unlink(missing_ok=True)
