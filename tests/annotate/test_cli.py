@@ -27,6 +27,12 @@ def _cases(data, tmp_path, busy_port):
         "bad port": ([str(data), "--port", "70000"], "--port"),
         "unknown superpixels": ([str(data), "--superpixels", "nope"], "available"),
         "bad class file": ([str(data), "--classes", str(tmp_path / "none.yaml")], "none.yaml"),
+        "unknown strategy": ([str(data), "--proposal-strategy", "smart"], "entropy"),
+        "missing model": ([str(data), "--model", str(tmp_path / "m.pt")], "m.pt"),
+        "not a model": ([str(data), "--model", str(data / "classes.yaml")], "classes.yaml"),
+        "no proposals": ([str(data), "--proposals", "0"], "--proposals"),
+        "no epochs": ([str(data), "--train-epochs", "0"], "--train-epochs"),
+        "bad seconds": ([str(data), "--train-seconds", "-1"], "--train-seconds"),
     }
 
 

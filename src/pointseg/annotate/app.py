@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from pointseg.annotate.model import PageModel, TrainingConflict
 from pointseg.annotate.preview import TILE, PreviewEngine, levels_for
 from pointseg.annotate.raster_preview import RasterPreviewEngine
 from pointseg.annotate.session import AnnotationSession, StaleVersion
@@ -46,6 +47,16 @@ class VersionBody(_Strict):
     version: int = Field(ge=0)
 
 
+class EmptyBody(_Strict):
+    pass
+
+
+class SkipBody(_Strict):
+    image: str
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+
+
 def _hex(color: tuple[int, ...]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*color[:3])
 
@@ -56,6 +67,7 @@ def create_app(
     *,
     token: str | None = None,
     settings: dict[str, Any] | None = None,
+    model: PageModel | None = None,
 ) -> FastAPI:
     """The FastAPI app over an annotation session.
 
@@ -67,6 +79,14 @@ def create_app(
     ``DELETE /api/images/{id}/points/{point}?version=``, ``POST /api/undo`` and ``/api/redo``
     ``{"version"}``. A stale version gets 409, bad input 404/422 with a ``detail`` message.
 
+    The model in the loop (:class:`PageModel`): ``GET /api/model`` (training state and
+    progress, ``model_version``), ``POST /api/model/train`` and ``/api/model/stop`` ``{}``,
+    the prediction as ``prediction.png`` (images on their training grid) or
+    ``prediction/{level}/{x}/{y}.png`` tiles (large rasters; ``?m=MODEL_VERSION`` only defeats
+    caches), ``GET /api/proposals?k=K`` (large rasters add ``image`` and the view ``x0, y0, x1,
+    y1``) and ``POST /api/proposals/skip`` ``{"image", "x", "y"}``. Without a model the
+    prediction and proposals answer 409 (404 when the app has no model part at all).
+
     Parameters
     ----------
     session : AnnotationSession
@@ -76,6 +96,8 @@ def create_app(
         When set, every ``/api`` request needs it (header ``X-Token`` or query ``token``).
     settings : dict, optional
         The training settings shown by the page.
+    model : PageModel, optional
+        Training from the page, the prediction overlay and click proposals.
     """
     app = FastAPI(title="pointseg annotate", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -132,6 +154,9 @@ def create_app(
             "points_file": str(session.points_file),
             "tile_size": TILE,
             "settings": settings or {},
+            "model": model.status() if model is not None else None,
+            "proposal_strategy": model.strategy if model is not None else None,
+            "proposals_k": model.k if model is not None else 0,
         }
 
     @app.get("/api/images/{image_id}", dependencies=api)
@@ -242,6 +267,87 @@ def create_app(
     @app.post("/api/redo", dependencies=api)
     def redo(body: VersionBody) -> dict[str, Any]:
         return history(session.redo, body)
+
+    # ------------------------------------------------------------------- model in the loop
+
+    def page_model() -> PageModel:
+        if model is None:
+            raise HTTPException(404, "this app has no model part")
+        return model
+
+    def needs_model(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except IndexError as exc:  # a tile outside the pyramid
+            raise HTTPException(404, str(exc)) from None
+        except LookupError as exc:
+            raise HTTPException(409, str(exc.args[0])) from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.get("/api/model", dependencies=api)
+    def model_status() -> dict[str, Any]:
+        return page_model().status()
+
+    @app.post("/api/model/train", dependencies=api, status_code=202)
+    def model_train(body: EmptyBody) -> dict[str, Any]:
+        m = page_model()
+        try:
+            return m.start()
+        except TrainingConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.post("/api/model/stop", dependencies=api)
+    def model_stop(body: EmptyBody) -> dict[str, Any]:
+        try:
+            return page_model().stop()
+        except TrainingConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.get("/api/images/{image_id}/prediction.png", dependencies=api)
+    def prediction(image_id: str, m: int | None = Query(default=None)) -> Response:
+        e = entry(image_id)
+        if preview.mode != "single":
+            raise HTTPException(404, f"image {e.id} is a large raster: use prediction/L/X/Y.png")
+        return png(needs_model(page_model().prediction_png, e.name))
+
+    @app.get("/api/images/{image_id}/prediction/{level}/{tx}/{ty}.png", dependencies=api)
+    def prediction_tile(
+        image_id: str, level: int, tx: int, ty: int, m: int | None = Query(default=None)
+    ) -> Response:
+        e = entry(image_id)
+        if preview.mode != "tiled":
+            raise HTTPException(404, f"image {e.id} has one prediction.png, not tiles")
+        data, note = needs_model(page_model().prediction_tile, e.name, level, tx, ty)
+        headers = {"Cache-Control": "no-store"}
+        if note:
+            headers["X-Pointseg-Note"] = note
+        return Response(data, media_type="image/png", headers=headers)
+
+    @app.get("/api/proposals", dependencies=api)
+    def proposals(
+        k: int | None = Query(default=None, ge=1, le=1000),
+        image: str | None = None,
+        x0: float | None = None,
+        y0: float | None = None,
+        x1: float | None = None,
+        y1: float | None = None,
+    ) -> dict[str, Any]:
+        m = page_model()
+        name = entry(image).name if image is not None else None
+        view = (x0, y0, x1, y1)
+        rect = view if all(v is not None for v in view) else None
+        return needs_model(m.proposals, k=k, name=name, rect=rect)
+
+    @app.post("/api/proposals/skip", dependencies=api)
+    def skip(body: SkipBody) -> dict[str, Any]:
+        e = entry(body.image)
+        try:
+            return {"skipped": page_model().skip(e.name, body.x, body.y)}
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     @app.exception_handler(OSError)
     def disk_error(request: Request, exc: OSError) -> JSONResponse:

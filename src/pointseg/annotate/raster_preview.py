@@ -186,8 +186,13 @@ class RasterPreviewEngine:
         train = {tuple(p[:2]) for p in self.training_points().get(name, np.zeros((0, 3)))}
         return {tuple(p[:2]) for p in self.session.point_array(name)} - train
 
-    def block_labels(self, name: str, r0: int, c0: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Labels (and finest superpixels) of the block at ``(r0, c0)`` for the current points."""
+    def block_labels(
+        self, name: str, r0: int, c0: int, *, segment: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (and finest superpixels) of the block at ``(r0, c0)`` for the current points.
+
+        ``segment``: segment the block even without points (the superpixels are then given).
+        """
         entry = self.session.by_name[name]
         pts = self.training_points().get(name, np.zeros((0, 3), np.int64))
         r1, c1 = min(r0 + self.block, entry.height), min(c0 + self.block, entry.width)
@@ -212,11 +217,12 @@ class RasterPreviewEngine:
                     seed=self.settings.seed,
                     segments_out=segments,
                     levels_cache=self._levels,
+                    always_segment=segment,
                     **self.settings.method_options,
                 )
             return labels, (segments[0] if segments else None)
 
-        return self._blocks.get((name, r0, c0, near.tobytes()), load)
+        return self._blocks.get((name, r0, c0, near.tobytes(), segment and not len(near)), load)
 
     def _compose(self, name: str, level: int, tx: int, ty: int, boundaries: bool) -> np.ndarray:
         """One tile of labels (or of boundary flags) sampled from the blocks it covers."""

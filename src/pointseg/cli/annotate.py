@@ -11,6 +11,9 @@ from pointseg.cli._common import DATA_SETTINGS, add_setting_flags, config_from_a
 
 __all__ = ["add_parser", "run"]
 
+#: The proposal strategy the page uses unless told otherwise (the best of the loop studies).
+DEFAULT_STRATEGY = "entropy"
+
 #: The settings of `pointseg train` that decide what the preview shows.
 _PREVIEW_SETTINGS = (
     "image_size",
@@ -43,6 +46,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="needed to bind an address other than localhost; an access token is then required",
     )
     p.add_argument("--token", help="access token (default: a random one when not on localhost)")
+    m = p.add_argument_group("model in the loop (Train button, prediction overlay, proposals)")
+    m.add_argument("--model", help="a model.pt to start with (its prediction and proposals)")
+    m.add_argument(
+        "--proposal-strategy",
+        default=DEFAULT_STRATEGY,
+        help=f"how the next clicks are chosen (default {DEFAULT_STRATEGY}; see "
+        "'pointseg list proposals')",
+    )
+    m.add_argument(
+        "--proposals", type=int, default=10, help="clicks proposed at a time (default 10)"
+    )
+    m.add_argument(
+        "--runs",
+        help="folder of the trainings started from the page (default: beside the points file, "
+        "POINTS-runs/)",
+    )
+    m.add_argument(
+        "--train-epochs",
+        type=int,
+        help="epochs of a page training (default: 40 on a CPU, 80 with CUDA)",
+    )
+    m.add_argument(
+        "--train-seconds",
+        type=float,
+        help="stop a page training after this many seconds of training (the best model so far "
+        "is kept; default 120 on a CPU, no limit with CUDA)",
+    )
+    add_setting_flags(m, ("accelerator",))
     add_setting_flags(p, _PREVIEW_SETTINGS)
     add_setting_flags(p, DATA_SETTINGS)
 
@@ -55,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pointseg.annotate import create_app, open_session
+    from pointseg.annotate.model import PageModel
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
@@ -69,9 +101,24 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     cfg.data = args.data
     cfg.validate()
+    if args.train_seconds is not None and not args.train_seconds > 0:
+        raise ValueError(f"--train-seconds must be positive, got {args.train_seconds}")
     session, preview = open_session(cfg, points_file=args.points_out)
     settings = {k: getattr(cfg, k) for k in _PREVIEW_SETTINGS}
-    app = create_app(session, preview, token=token, settings=settings)
+    points = session.points_file
+    model = PageModel(
+        session,
+        preview,
+        cfg,
+        runs_dir=args.runs or points.with_name(f"{points.stem}-runs"),
+        model_path=args.model,
+        strategy=args.proposal_strategy,
+        k=args.proposals,
+        epochs=args.train_epochs,
+        max_seconds=args.train_seconds,
+        accelerator=cfg.accelerator,
+    )
+    app = create_app(session, preview, token=token, settings=settings, model=model)
     # the first image's superpixels are ready before the page asks for them
     threading.Thread(target=preview.warm, args=(session.images[0].name,), daemon=True).start()
     sock = _bind(args.host, args.port)  # a taken port is a clear error before any serving
@@ -99,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
         )
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        model.close()  # a training still running stops with the server
     return 0
 
 

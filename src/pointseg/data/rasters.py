@@ -64,6 +64,10 @@ class RasterOptions:
     nodata : float, optional
         Source value treated as nodata (when every band used equals it), instead of the file's
         own nodata value; the file's internal mask or alpha band still applies.
+    score_references : bool
+        After training, predict every raster that has a reference label raster and score the
+        map against it (the test metrics). Default True; the annotate page turns it off, so
+        that a page training ends with its model, not with a whole-raster prediction.
     """
 
     block_size: int = 1024
@@ -74,6 +78,7 @@ class RasterOptions:
     val_cell: int | None = None
     max_val_windows: int = 128
     nodata: float | None = None
+    score_references: bool = True
 
     def __post_init__(self) -> None:
         checks = (
@@ -87,6 +92,11 @@ class RasterOptions:
                 raise ValueError(
                     f"rasters option {name} must be an integer >= {low} ({hint}), got {value!r}"
                 )
+        if not isinstance(self.score_references, bool):
+            raise ValueError(
+                "rasters option score_references must be true or false, got "
+                f"{self.score_references!r}"
+            )
         if self.val_cell is not None and (not _is_int(self.val_cell) or self.val_cell < 1):
             raise ValueError(
                 f"rasters option val_cell must be a positive integer, got {self.val_cell!r}"

@@ -50,12 +50,17 @@ class LoopSettings:
         Clicks per training image and round.
     min_distance : float
         No two proposals of one image closer than this, in training-grid pixels.
+    reference_clicks : int, optional
+        For the random baselines only: one more training on this many random clicks per
+        image (e.g. 50, the paper's budget), the mIoU the strategies try to reach with fewer
+        clicks (row ``round = "reference"`` in ``loop.csv``).
     """
 
     strategy: str = "entropy"
     rounds: int = 4
     clicks_per_round: int = 5
     min_distance: float = 8.0
+    reference_clicks: int | None = None
 
     def __post_init__(self) -> None:
         from pointseg.proposals import list_proposal_strategies
@@ -67,6 +72,12 @@ class LoopSettings:
             raise ValueError(
                 f"rounds and clicks_per_round must be >= 1, got {self.rounds}, "
                 f"{self.clicks_per_round}"
+            )
+        if self.reference_clicks is not None and (
+            not isinstance(self.reference_clicks, int) or self.reference_clicks < 1
+        ):
+            raise ValueError(
+                f"reference_clicks must be a positive integer, got {self.reference_clicks!r}"
             )
 
 
@@ -203,8 +214,8 @@ def run_annotation_loop(
     }
     segments_cache: dict[str, list[np.ndarray]] = {}
     rows: list[dict[str, Any]] = []
-    for r in range(loop.rounds):
-        folder = out / f"round-{r}"
+
+    def train_on(folder: Path, points: dict[str, np.ndarray], label: Any) -> Path:
         done = _finished_round(folder, points, names)
         if done is None:  # not trained yet, or trained on other clicks: (re)train
             points_file = write_points_csv(folder / "points.csv", points, class_names=names)
@@ -216,7 +227,7 @@ def run_annotation_loop(
         clicks = int(sum(len(p) for p in points.values()))
         rows.append(
             {
-                "round": r,
+                "round": label,
                 "strategy": loop.strategy,
                 "clicks": clicks,
                 "clicks_per_image": clicks / len(points),
@@ -224,11 +235,15 @@ def run_annotation_loop(
                 "val_miou": metrics.get("val", {}).get("miou", float("nan")),
             }
         )
+        return model_path
+
+    for r in range(loop.rounds):
+        model_path = train_on(out / f"round-{r}", points, r)
         logger.info(
             "round %d (%s): %d clicks, test mIoU %.4f",
             r,
             loop.strategy,
-            clicks,
+            rows[-1]["clicks"],
             rows[-1]["test_miou"],
         )
         if r == loop.rounds - 1:
@@ -253,6 +268,12 @@ def run_annotation_loop(
             segments_cache=segments_cache,
         )
         points = {n: _answer(samples[n]["mask"], proposed[n], points[n]) for n in samples}
+    if loop.reference_clicks and loop.strategy in RANDOM_BASELINES:
+        reference = {
+            n: _initial(s["mask"], loop.reference_clicks, scheme, image_seed(cfg.seed, n))
+            for n, s in samples.items()
+        }
+        train_on(out / "reference", reference, "reference")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -330,6 +351,8 @@ def write_loop_results(sweep: Any, records: list[Any]) -> None:
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(sweep.out / "loop_results.csv", buf.getvalue())
+        references = [r for r in rows if r["round"] == "reference"]
+        rows = [r for r in rows if r["round"] != "reference"]
         strategies = list(dict.fromkeys(r["strategy"] for r in rows))
         rounds = sorted({r["round"] for r in rows})
         lines += [
@@ -377,13 +400,73 @@ def write_loop_results(sweep: Any, records: list[Any]) -> None:
                             f"| {st} | {base} | {rnd} | {d['mean']:+.4f} | {se_text} | {d['n']} "
                             f"| {'yes' if d['resolved'] else 'no'} |"
                         )
-        _plot_loop(sweep.out / "miou_vs_clicks.png", rows, strategies)
+        if references:
+            lines += _goal_lines(rows, references, strategies)
+        _plot_loop(sweep.out / "miou_vs_clicks.png", rows, strategies, references)
     if failed:
         lines += ["", f"Failed runs ({len(failed)}): " + ", ".join(failed) + " (see error.txt)."]
     write_text_atomic(sweep.out / "results.md", "\n".join(lines) + "\n")
 
 
-def _plot_loop(path: Path, rows: list[dict[str, Any]], strategies: list[str]) -> None:
+def _goal_lines(
+    rows: list[dict[str, Any]], references: list[dict[str, Any]], strategies: list[str]
+) -> list[str]:
+    """Which strategy reaches the random reference (e.g. 50 clicks per image), and with what.
+
+    For every random baseline with a reference run and every strategy: the first round whose
+    mean test mIoU reaches the reference's mean, its clicks per image against the reference's,
+    and the paired difference (same fold and seed) at that round.
+    """
+    from pointseg.experiments.protocol import mean_se, paired_difference
+
+    lines = [
+        "",
+        "## Reaching the random reference",
+        "",
+        "The first round whose mean test mIoU reaches the mean of the reference run (random "
+        "clicks at a fixed budget, same folds and seeds); `half` = at most half the reference's "
+        "clicks; difference = round − reference paired on fold and seed.",
+        "",
+        "| reference | reference mIoU | strategy | round reached | clicks/image | half | "
+        "difference | s.e. |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for base in dict.fromkeys(r["strategy"] for r in references):
+        ref_rows = [r for r in references if r["strategy"] == base]
+        ref_mean, ref_se, _ = mean_se([float(r["test_miou"]) for r in ref_rows])
+        ref_cpi = float(np.mean([r["clicks_per_image"] for r in ref_rows]))
+        label = f"{base} {ref_cpi:.0f}/image"
+        for st in strategies:
+            reached = None
+            for rnd in sorted({r["round"] for r in rows if r["strategy"] == st}):
+                sel = [r for r in rows if r["strategy"] == st and r["round"] == rnd]
+                if mean_se([float(r["test_miou"]) for r in sel])[0] >= ref_mean:
+                    reached = (rnd, sel)
+                    break
+            if reached is None:
+                lines.append(
+                    f"| {label} | {ref_mean:.4f} ± {ref_se:.4f} | {st} | not reached | - | no "
+                    "| - | - |"
+                )
+                continue
+            rnd, sel = reached
+            cpi = float(np.mean([r["clicks_per_image"] for r in sel]))
+            pairs = [{**r, "side": "a"} for r in sel] + [{**r, "side": "b"} for r in ref_rows]
+            d = paired_difference(pairs, {"side": "a"}, {"side": "b"}, pair_on=["fold", "seed"])
+            se_text = f"{d['se']:.4f}" if d["se"] == d["se"] else "-"
+            lines.append(
+                f"| {label} | {ref_mean:.4f} ± {ref_se:.4f} | {st} | {rnd} | {cpi:.1f} | "
+                f"{'yes' if cpi <= ref_cpi / 2 else 'no'} | {d['mean']:+.4f} | {se_text} |"
+            )
+    return lines
+
+
+def _plot_loop(
+    path: Path,
+    rows: list[dict[str, Any]],
+    strategies: list[str],
+    references: list[dict[str, Any]] = (),
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -403,6 +486,19 @@ def _plot_loop(path: Path, rows: list[dict[str, Any]], strategies: list[str]) ->
             es.append(se if se == se else 0.0)
         style = "--" if st in RANDOM_BASELINES else "-"
         ax.errorbar(xs, ys, yerr=es, label=st, linestyle=style, marker="o", capsize=3)
+    for base in dict.fromkeys(r["strategy"] for r in references):
+        sel = [r for r in references if r["strategy"] == base]
+        mean = mean_se([float(r["test_miou"]) for r in sel])[0]
+        cpi = np.mean([r["clicks_per_image"] for r in sel])
+        ax.axhline(mean, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"{base}, {cpi:.0f} clicks/image",
+            (0.01, mean),
+            xycoords=("axes fraction", "data"),
+            fontsize=7,
+            color="grey",
+            va="bottom",
+        )
     ax.set_xlabel("clicks per training image")
     ax.set_ylabel("test mIoU (mean ± s.e.)")
     ax.grid(alpha=0.3)

@@ -212,16 +212,16 @@ def load_sweep(path: str | Path, *, base_overrides: Mapping[str, Any] | None = N
 
 
 def _check_loop(path: Path, loop: Any) -> dict[str, Any] | None:
-    """``loop: {strategies: [...], rounds, clicks_per_round, min_distance}``."""
+    """``loop: {strategies: [...], rounds, clicks_per_round, min_distance, reference_clicks}``."""
     if loop is None:
         return None
     from pointseg.experiments.loop import LoopSettings
 
-    keys = {"strategies", "rounds", "clicks_per_round", "min_distance"}
+    keys = {"strategies", "rounds", "clicks_per_round", "min_distance", "reference_clicks"}
     if not isinstance(loop, dict) or set(loop) - keys or not loop.get("strategies"):
         raise ValueError(
             f"sweep file {path}: loop is a mapping with strategies (a list) and optionally "
-            f"rounds, clicks_per_round, min_distance; got {loop!r}"
+            f"rounds, clicks_per_round, min_distance, reference_clicks; got {loop!r}"
         )
     options = {k: v for k, v in loop.items() if k != "strategies"}
     try:

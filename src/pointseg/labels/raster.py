@@ -55,6 +55,7 @@ def label_block(
     seed: int = 0,
     segments_out: list[np.ndarray] | None = None,
     levels_cache: Any = None,
+    always_segment: bool = False,
     **method_options: Any,
 ) -> tuple[np.ndarray, int, bool]:
     """The pseudo-labels of one block of a raster (what :func:`pseudo_label_raster` writes).
@@ -74,6 +75,9 @@ def label_block(
     levels_cache : mutable mapping, optional
         Superpixels of blocks already segmented (they do not depend on the points): an
         interactive tool passes one so that a click only re-runs the vote.
+    always_segment : bool, default False
+        Segment the block even when it holds no point (its labels are then all ignore), so
+        that ``segments_out`` receives its superpixels (click proposals need them).
 
     Returns
     -------
@@ -91,7 +95,7 @@ def label_block(
     inside = (pts[:, 0] >= ec0) & (pts[:, 0] < ec1) & (pts[:, 1] >= er0) & (pts[:, 1] < er1)
     invalid = reader.invalid((r0, r1), (c0, c1))
     valid = int((~invalid).sum()) if invalid is not None else (r1 - r0) * (c1 - c0)
-    if not inside.any():
+    if not inside.any() and not always_segment:
         labels = np.full((r1 - r0, c1 - c0), IGNORE_INDEX, np.uint8)
     else:
         local = pts[inside] - np.array([ec0, er0, 0])

@@ -393,7 +393,7 @@ def _run_raster_training(
     metrics["val"]["scored"] = "held-out points"
     pairs = []
     for src in prep.sources:
-        if src.reference is None:
+        if src.reference is None or not prep.options.score_references:
             continue
         pred = run_dir / "predictions" / f"{src.name}.tif"
         predict_raster(
