@@ -57,6 +57,35 @@ def test_bad_loop_settings():
         LoopSettings(strategy="nope")
     with pytest.raises(ValueError, match=">= 1"):
         LoopSettings(rounds=0)
+    with pytest.raises(ValueError, match="reference_clicks"):
+        LoopSettings(reference_clicks=0)
+
+
+def test_the_goal_table_finds_the_first_round_reaching_the_reference():
+    from pointseg.experiments.loop import _goal_lines
+
+    def row(strategy, rnd, fold, miou, cpi):
+        return {
+            "strategy": strategy,
+            "round": rnd,
+            "fold": fold,
+            "seed": 0,
+            "test_miou": miou,
+            "clicks_per_image": cpi,
+        }
+
+    rows = [
+        *(row("entropy", 0, f, 0.50 + 0.01 * f, 5) for f in range(3)),
+        *(row("entropy", 1, f, 0.61 + 0.01 * f, 10) for f in range(3)),
+        *(row("margin", r, f, 0.40, 5 * (r + 1)) for r in (0, 1) for f in range(3)),
+    ]
+    refs = [row("uniform", "reference", f, 0.60 + 0.01 * f, 50) for f in range(3)]
+    lines = _goal_lines(rows, refs, ["entropy", "margin"])
+    entropy = next(line for line in lines if "| entropy |" in line)
+    cells = [c.strip() for c in entropy.strip("|").split("|")]
+    assert cells[:6] == ["uniform 50/image", "0.6100 ± 0.0058", "entropy", "1", "10.0", "yes"]
+    assert cells[6] == "+0.0100"  # paired on fold: 0.61 - 0.60 in every fold
+    assert "not reached" in next(line for line in lines if "| margin |" in line)
 
 
 @pytest.mark.slow
@@ -95,7 +124,12 @@ def test_a_cross_validated_loop_sweep_compares_strategies_with_random_clicks(tmp
         "name": "loop",
         "out": str(tmp_path / "out"),
         "folds": "by_group",
-        "loop": {"strategies": ["uniform", "entropy"], "rounds": 2, "clicks_per_round": 3},
+        "loop": {
+            "strategies": ["uniform", "entropy"],
+            "rounds": 2,
+            "clicks_per_round": 3,
+            "reference_clicks": 6,
+        },
         "base": {**_cfg(root, tmp_path).to_dict(), "group_pattern": r"t\d+$"},
     }
     spec["base"] = {k: v for k, v in spec["base"].items() if k not in ("out", "fractions")}
@@ -105,8 +139,12 @@ def test_a_cross_validated_loop_sweep_compares_strategies_with_random_clicks(tmp
     assert len(records) == 2 * 3 and all(r.status == "done" for r in records)
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| entropy | uniform | 1 |" in md and "| 3 |" in md  # 3 folds paired
+    assert "## Reaching the random reference" in md and "| uniform 6/image |" in md
     rows = list(csv.DictReader((tmp_path / "out" / "loop_results.csv").open()))
-    assert len(rows) == 2 * 3 * 2
+    assert len(rows) == 2 * 3 * 2 + 3  # a reference run per fold for the random baseline
+    refs = [r for r in rows if r["round"] == "reference"]
+    assert {r["strategy"] for r in refs} == {"uniform"}
+    assert all(float(r["clicks_per_image"]) == 6 for r in refs)
     assert (tmp_path / "out" / "miou_vs_clicks.png").is_file()
     with pytest.raises(ValueError, match="loop"):
         bad = tmp_path / "bad.yaml"
