@@ -2,10 +2,13 @@
 
 Makes four synthetic 512 px scenes, starts ``pointseg annotate`` on them, clicks points of the
 reference class (read from the synthetic masks) with the keys and the mouse as a user would,
-and saves the page with the pseudo-label overlay. Needs Debian's ``chromium`` and the
-``playwright`` package (dev extra); no browser is downloaded.
+and saves the page with the pseudo-label overlay; then presses Train (T), waits for the model,
+and saves the page again with the prediction overlay and the proposed next clicks
+(``--loop-out``). Needs Debian's ``chromium`` and the ``playwright`` package (dev extra); no
+browser is downloaded.
 
-Usage: python benchmarks/screenshot_annotate.py [--out docs/annotate.png] [--points 20]
+Usage: python benchmarks/screenshot_annotate.py [--out docs/annotate.png]
+       [--loop-out docs/annotate-loop.png] [--points 20]
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def click_points(page, points: list[tuple[int, int, int]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/annotate.png")
+    parser.add_argument("--loop-out", default="docs/annotate-loop.png")
     parser.add_argument("--points", type=int, default=20, help="points on the image shown")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -94,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_synthetic_dataset(Path(tmp) / "data", n_images=4, size=512, seed=0)
         masks = [np.asarray(Image.open(p)) for p in sorted((data / "masks").glob("*.png"))]
-        proc, url = start_server(data)
+        proc, url = start_server(data, "--runs", str(Path(tmp) / "runs"), "--train-epochs", "15")
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -119,11 +123,24 @@ def main() -> None:
                 page.evaluate("() => new Promise(r => requestAnimationFrame(r))")
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out)
+                # the loop: train, then the prediction and the proposals on the page
+                page.keyboard.press("Escape")
+                page.keyboard.press("t")
+                page.wait_for_function(
+                    "window.pointseg.modelVersion >= 1 && "
+                    "window.pointseg.predictionDrawnVersion === window.pointseg.modelVersion && "
+                    "window.pointseg.proposals.length > 0",
+                    timeout=600_000,
+                )
+                page.keyboard.press("o")  # the prediction alone
+                page.wait_for_function(IDLE)
+                page.evaluate("() => new Promise(r => requestAnimationFrame(r))")
+                page.screenshot(path=args.loop_out)
                 browser.close()
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {args.loop_out}")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,10 @@ def test_large_rasters_get_prediction_tiles_and_proposals_in_view(raster_data, t
     assert r.status_code == 200, r.text
     props = r.json()["proposals"]
     assert len(props) == 5
-    assert all(0 <= p["x"] < 1024 and 0 <= p["y"] < 1024 for p in props)  # blocks in view
+    assert all(0 <= p["x"] < 600 and 0 <= p["y"] < 500 for p in props)  # inside the view
+    xy = np.array([(p["x"], p["y"]) for p in props], float)
+    gaps = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1))[np.triu_indices(5, 1)]
+    assert gaps.min() >= 0.5 * np.sqrt(600 * 500 / 5)  # spread over the view
     assert (100, 100) not in {(p["x"], p["y"]) for p in props}
     r = client.get("/api/proposals?k=5&image=0&x0=5000&y0=0&x1=6000&y1=500")
     assert r.status_code == 422 and "outside" in r.json()["detail"]

@@ -45,6 +45,9 @@ CPU_TRAIN_SECONDS = 120.0
 PREDICTION_MARGIN = 32
 #: At most this many raster blocks per proposal request (the view is clipped around its centre).
 MAX_PROPOSAL_BLOCKS = 16
+#: At most this many images per proposal request (those with the fewest clicks), so that a
+#: dataset of thousands of images does not predict and segment them all for one request.
+MAX_PROPOSAL_IMAGES = 64
 
 
 class TrainingConflict(RuntimeError):
@@ -178,14 +181,14 @@ class PageModel:
         self._elapsed = 0.0
         self._state = "idle"
         self._message = ""
-        self._points_trained = 0
+        self._points_trained = 0  # clicks of the latest training started
+        self._model_points: int | None = None  # clicks the model in use was trained on
         self._model: Any = None
         self._spec: Any = None
         self._model_file: Path | None = None
         self.model_version = 0
         self._probs = LRU(64)  # (version, name) -> float16 (C, h, w) on the training grid
         self._blocks = LRU(24)  # (version, name, r0, c0) -> uint8 probabilities of a block
-        self._proposals = LRU(4)
         self._skipped: dict[str, set[tuple[int, int]]] = {}
         if model_path is not None:
             self.load(model_path)
@@ -247,7 +250,7 @@ class PageModel:
                 "message": self._message,
                 "model_version": self.model_version,
                 "model": str(self._model_file) if self._model_file else None,
-                "points_trained": self._points_trained,
+                "points_trained": self._model_points,
                 "device": self.device,
             }
 
@@ -368,6 +371,7 @@ class PageModel:
                 self._state, self._message = "failed", f"the trained model cannot be used: {exc}"
                 return
             miou = progress.get("val_miou")
+            self._model_points = self._points_trained
             self._state = "done"
             self._message = f"trained on {self._points_trained} clicks in {self._elapsed:.0f} s" + (
                 f", validation mIoU {miou:.3f}" if isinstance(miou, float) else ""
@@ -491,9 +495,11 @@ class PageModel:
     ) -> dict[str, Any]:
         """The next ``k`` clicks the strategy proposes, in source pixels.
 
-        Tile datasets: over all images. Large rasters: over the blocks of ``rect``
-        (``x0, y0, x1, y1`` in pixels of image ``name``; at most
-        :data:`MAX_PROPOSAL_BLOCKS` blocks around its centre).
+        Tile datasets: over all images (at most :data:`MAX_PROPOSAL_IMAGES`, those with the
+        fewest clicks, ties in a seeded order). Large rasters: inside the view ``rect``
+        (``x0, y0, x1, y1`` in pixels of image ``name``; clipped around its centre to the
+        area of :data:`MAX_PROPOSAL_BLOCKS` blocks), no two closer than half the side of
+        ``area / k``.
         """
         k = self.k if k is None else int(k)
         if k < 1:
@@ -526,7 +532,14 @@ class PageModel:
         from pointseg.training.data import training_view
 
         probs, segs, pts, pseudo, scale = {}, {}, {}, {}, {}
-        for e in self.session.images:
+        images = sorted(
+            self.session.images,
+            key=lambda e: (
+                sum(self.session.counts(e.name)),
+                zlib.crc32(f"{self.model_version}:{e.name}".encode()),
+            ),
+        )[:MAX_PROPOSAL_IMAGES]
+        for e in images:
             name = e.name
             probs[name] = self.probabilities(name).astype(np.float32)
             view, levels = self.preview._view(name)
@@ -563,65 +576,71 @@ class PageModel:
         return out
 
     def _raster_proposals(self, name: str, rect: tuple, k: int) -> list[dict[str, Any]]:
+        """Proposals inside the view: one mosaic of the blocks it covers, spread over it."""
         from pointseg.proposals import propose_clicks
 
         entry = self.session.by_name[name]
         x0, y0, x1, y1 = (float(v) for v in rect)
         if not all(np.isfinite([x0, y0, x1, y1])) or x1 <= x0 or y1 <= y0:
             raise ValueError(f"the view x0, y0, x1, y1 = {rect} is not a rectangle")
-        b = self.preview.block
         x0, x1 = max(0, int(x0)), min(entry.width, int(np.ceil(x1)))
         y0, y1 = max(0, int(y0)), min(entry.height, int(np.ceil(y1)))
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"the view {rect} lies outside image {entry.id}")
-        blocks = [(r, c) for r in range(y0 // b * b, y1, b) for c in range(x0 // b * b, x1, b)]
-        cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
-        blocks.sort(key=lambda rc: (rc[0] + b / 2 - cy) ** 2 + (rc[1] + b / 2 - cx) ** 2)
-        blocks = blocks[:MAX_PROPOSAL_BLOCKS]
+        # a large view is clipped around its centre to the blocks the budget allows
+        b = self.preview.block
+        side = b * int(np.sqrt(MAX_PROPOSAL_BLOCKS))
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        x0, x1 = max(x0, cx - side // 2), min(x1, cx + side // 2)
+        y0, y1 = max(y0, cy - side // 2), min(y1, cy + side // 2)
+        h, w = y1 - y0, x1 - x0
+        n_classes = len(self.session.class_names)
+        probs = np.zeros((n_classes, h, w), np.float32)
+        segs = np.zeros((h, w), np.int64)
+        pseudo = np.full((h, w), IGNORE_INDEX, np.uint8)
+        offset = 0
+        for r0 in range(y0 // b * b, y1, b):
+            for c0 in range(x0 // b * b, x1, b):
+                p8 = self._block(name, r0, c0)
+                labels, segments = self.preview.block_labels(name, r0, c0, segment=True)
+                bh, bw = p8.shape[1:]
+                # the part of the block inside the view, in block and in view coordinates
+                br = slice(max(y0, r0) - r0, min(y1, r0 + bh) - r0)
+                bc = slice(max(x0, c0) - c0, min(x1, c0 + bw) - c0)
+                vr = slice(br.start + r0 - y0, br.stop + r0 - y0)
+                vc = slice(bc.start + c0 - x0, bc.stop + c0 - x0)
+                probs[:, vr, vc] = p8[:, br, bc] / 255.0
+                pseudo[vr, vc] = np.asarray(labels)[br, bc]
+                part = np.asarray(segments, np.int64)[br, bc]
+                segs[vr, vc] = part + offset  # superpixel ids unique over the mosaic
+                offset += int(part.max()) + 1 if part.size else 0
+        valid = probs.max(axis=0) > 0  # nodata has no prediction
+        probs += 1e-6
         points = self._with_skipped(name, self.session.point_array(name))
-        probs, segs, pts, pseudo, valid = {}, {}, {}, {}, {}
-        for r0, c0 in blocks:
-            key = f"{r0},{c0}"
-            p8 = self._block(name, r0, c0)
-            h, w = p8.shape[1:]
-            labels, segments = self.preview.block_labels(name, r0, c0, segment=True)
-            if segments is None:  # pragma: no cover - segment=True always segments
-                continue
-            probs[key] = p8.astype(np.float32) / 255.0 + 1e-6
-            segs[key] = np.asarray(segments)[:h, :w]
-            pseudo[key] = np.asarray(labels)[:h, :w]
-            valid[key] = p8.max(axis=0) > 0
-            inside = (
-                (points[:, 0] >= c0)
-                & (points[:, 0] < c0 + w)
-                & (points[:, 1] >= r0)
-                & (points[:, 1] < r0 + h)
-            )
-            local = points[inside].copy()
-            local[:, 0] -= c0
-            local[:, 1] -= r0
-            pts[key] = local
+        inside = (
+            (points[:, 0] >= x0) & (points[:, 0] < x1) & (points[:, 1] >= y0) & (points[:, 1] < y1)
+        )
+        local = points[inside] - np.array([x0, y0, 0])
+        # proposals a view apart, not a few pixels: spread over the view
+        spacing = max(self.min_distance, 0.5 * float(np.sqrt(h * w / k)))
         found = propose_clicks(
             self.strategy,
-            probabilities=probs,
-            segments=segs,
-            points=pts,
-            pseudo_labels=pseudo,
-            valid=valid,
+            probabilities={name: probs},
+            segments={name: segs},
+            points={name: local},
+            pseudo_labels={name: pseudo},
+            valid={name: valid},
             k=k,
-            min_distance=self.min_distance,
+            min_distance=spacing,
             seed=self.model_version,
         )
-        out = []
-        for p in found:
-            r0, c0 = (int(v) for v in p.image.split(","))
-            out.append(
-                {
-                    "image": name,
-                    "x": c0 + p.x,
-                    "y": r0 + p.y,
-                    "score": round(float(p.score), 4),
-                    "predicted": int(probs[p.image][:, p.y, p.x].argmax()),
-                }
-            )
-        return out
+        return [
+            {
+                "image": name,
+                "x": x0 + p.x,
+                "y": y0 + p.y,
+                "score": round(float(p.score), 4),
+                "predicted": int(probs[:, p.y, p.x].argmax()),
+            }
+            for p in found
+        ]

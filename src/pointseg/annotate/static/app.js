@@ -8,6 +8,8 @@
   const HIT_RADIUS = 8; // screen px: a click this close to a point selects it
   const DRAG_THRESHOLD = 4; // screen px: a press that moves farther is a pan, not a click
   const MAX_SCALE = 64; // screen px per image px
+  const POLL_RUNNING_MS = 1000; // GET /api/model while a training runs
+  const POLL_IDLE_MS = 5000; // ... and otherwise (a model trained from another tab shows up)
 
   const $ = (id) => document.getElementById(id);
   const canvas = $("viewer");
@@ -36,6 +38,27 @@
     level: 0,
     busy: 0, // requests in flight that change or load state
     ready: false,
+    // model trained from the page (GET /api/model)
+    model: null, // the last status object
+    modelApi: true, // false when the server has no /api/model
+    modelVersion: 0, // 0: no model yet
+    handledModelVersion: 0, // the model version whose prediction and proposals were asked for
+    trainPending: false, // POST /api/model/train or /stop in flight
+    showPrediction: false,
+    predictionAutoShown: false, // the checkbox turns on by itself once, with the first model
+    prediction: null, // "single" mode: {imageId, modelVersion, bitmap}
+    predictionTilesVersion: null, // "tiled" mode: the model version of the tiles drawn
+    predictionDrawnVersion: null, // the model version of the prediction drawn last frame
+    predictionNote: "", // X-Pointseg-Note of a prediction tile in view ("zoom in ...")
+    // where to click next (GET /api/proposals)
+    proposalsK: 10,
+    proposalStrategy: "",
+    proposals: [], // {image, x, y, score, predicted, answer: null | "skipped" | {class}}
+    proposalsModelVersion: null,
+    proposalsLoading: false,
+    activeProposal: null, // index into proposals
+    proposalSwitching: false, // the active proposal's image is being loaded
+    proposalsDrawn: 0, // markers drawn last frame
   };
 
   // ---- HTTP -------------------------------------------------------------------------------
@@ -82,7 +105,7 @@
   }
 
   // ---- tile cache (LRU of decoded bitmaps) ------------------------------------------------
-  const tiles = new Map(); // url -> {bitmap, failed}; Map order = recency
+  const tiles = new Map(); // url -> {bitmap, failed, note}; Map order = recency
 
   function tile(url) {
     let entry = tiles.get(url);
@@ -91,21 +114,26 @@
       tiles.set(url, entry);
       return entry;
     }
-    entry = { bitmap: null, failed: false };
+    entry = { bitmap: null, failed: false, note: null };
     tiles.set(url, entry);
-    apiBitmap(url).then(
-      (bitmap) => {
-        if (tiles.get(url) === entry) {
-          entry.bitmap = bitmap;
-          scheduleDraw();
-        } else {
-          bitmap.close(); // evicted while loading
-        }
-      },
-      () => {
-        entry.failed = true;
-      },
-    );
+    api("GET", url)
+      .then(async (res) => {
+        entry.note = res.headers.get("X-Pointseg-Note");
+        return createImageBitmap(await res.blob());
+      })
+      .then(
+        (bitmap) => {
+          if (tiles.get(url) === entry) {
+            entry.bitmap = bitmap;
+            scheduleDraw();
+          } else {
+            bitmap.close(); // evicted while loading
+          }
+        },
+        () => {
+          entry.failed = true;
+        },
+      );
     while (tiles.size > TILE_CACHE_SIZE) {
       const [oldUrl, old] = tiles.entries().next().value;
       tiles.delete(oldUrl);
@@ -233,8 +261,10 @@
       }
     }
 
-    // pseudo-label overlay and superpixel boundaries, nearest-neighbour
+    // the model's prediction, then the pseudo-label overlay and superpixel boundaries, all
+    // nearest-neighbour
     ctx.imageSmoothingEnabled = false;
+    drawPrediction();
     if (img.overlay === "single") {
       if (S.showOverlay && S.overlay && S.overlay.imageId === img.id) {
         ctx.globalAlpha = S.opacity;
@@ -258,32 +288,72 @@
       else drawPoint(p, colors[p.class], false);
     }
     if (selected) drawPoint(selected, colors[selected.class], true);
+    drawProposals();
+  }
+
+  function drawPrediction() {
+    const img = S.image;
+    let drawn = null;
+    let note = "";
+    if (S.showPrediction && S.modelVersion > 0) {
+      ctx.globalAlpha = S.opacity;
+      if (img.overlay === "single") {
+        if (S.prediction && S.prediction.imageId === img.id) {
+          ctx.drawImage(S.prediction.bitmap, 0, 0, img.width, img.height);
+          drawn = S.prediction.modelVersion;
+        }
+      } else {
+        const r = drawVersionedTiles("prediction", "m", S.modelVersion, S.predictionTilesVersion);
+        if (r.complete) S.predictionTilesVersion = S.modelVersion;
+        drawn = r.complete ? S.modelVersion : r.any ? S.predictionTilesVersion : null;
+        note = r.note;
+      }
+      ctx.globalAlpha = 1;
+    }
+    S.predictionDrawnVersion = drawn;
+    if (note !== S.predictionNote) {
+      S.predictionNote = note;
+      $("prediction-note").textContent = note;
+    }
   }
 
   // Large rasters: overlay and boundary tiles of the current version (boundaries change too: a
-  // block gets its superpixels with its first point); until they arrive, those of the version
-  // drawn before. Returns whether every tile in view is current.
-  function drawVersionedTiles(kind, drawnVersion) {
+  // block gets its superpixels with its first point), prediction tiles of the current model
+  // (`param` "m"); until they arrive, those of the version drawn before. Returns whether every
+  // tile in view is current, whether any tile was drawn, and the server's note on a tile.
+  function drawVersionedTiles(kind, param, version, drawnVersion) {
     let complete = true;
+    let any = false;
+    let note = "";
     for (const t of visibleTiles(S.level)) {
       const base = tileUrl(kind, t);
-      let bitmap = tile(`${base}?v=${S.version}`).bitmap;
+      const e = tile(`${base}?${param}=${version}`);
+      let bitmap = e.bitmap;
+      if (e.note) note = e.note;
       if (!bitmap) {
         complete = false;
-        bitmap = loaded(`${base}?v=${drawnVersion}`);
+        bitmap = loaded(`${base}?${param}=${drawnVersion}`);
       }
-      if (bitmap) ctx.drawImage(bitmap, t.x, t.y, t.w, t.h);
+      if (bitmap) {
+        ctx.drawImage(bitmap, t.x, t.y, t.w, t.h);
+        any = true;
+      }
     }
-    return complete;
+    return { complete, any, note };
   }
 
   function drawTiledOverlay() {
     if (S.showOverlay) {
       ctx.globalAlpha = S.opacity;
-      if (drawVersionedTiles("overlay", S.lastOverlayVersion)) S.lastOverlayVersion = S.version;
+      if (drawVersionedTiles("overlay", "v", S.version, S.lastOverlayVersion).complete) {
+        S.lastOverlayVersion = S.version;
+      }
       ctx.globalAlpha = 1;
     }
-    if (S.showBoundaries && drawVersionedTiles("boundaries", S.boundariesVersion)) {
+    if (
+      S.showBoundaries &&
+      drawVersionedTiles("boundaries", "v", S.version, S.boundariesVersion).complete
+    ) {
       S.boundariesVersion = S.version;
     }
   }
@@ -314,6 +384,53 @@
       ctx.strokeStyle = "#fff";
       ctx.stroke();
     }
+  }
+
+  // Proposed clicks: hollow, dashed white rings (points are discs, held-out points rings in
+  // their class colour); the active one solid and larger, with ticks pointing at it.
+  function drawProposals() {
+    let n = 0;
+    const { w, h } = cssSize();
+    const active = S.proposals[S.activeProposal] || null;
+    const ring = (s, r, dash) => {
+      ctx.beginPath();
+      ctx.arc(s.x, s.y, r, 0, 2 * Math.PI);
+      ctx.setLineDash([]);
+      ctx.strokeStyle = "rgba(0, 0, 0, 0.75)";
+      ctx.lineWidth = 4.5;
+      ctx.stroke();
+      ctx.setLineDash(dash);
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = 2.5;
+      ctx.stroke();
+      ctx.setLineDash([]);
+    };
+    for (const p of S.proposals) {
+      if (p.answer || p === active || p.image !== S.image.id) continue;
+      const s = toScreen(p.x + 0.5, p.y + 0.5);
+      if (s.x < -20 || s.y < -20 || s.x > w + 20 || s.y > h + 20) continue;
+      ring(s, 7, [4, 3]);
+      n++;
+    }
+    if (active && !active.answer && active.image === S.image.id) {
+      const s = toScreen(active.x + 0.5, active.y + 0.5);
+      ring(s, 11, []);
+      ring(s, 4, [2, 2]);
+      ctx.lineWidth = 2.5;
+      for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) {
+        ctx.beginPath();
+        ctx.moveTo(s.x + dx * 14, s.y + dy * 14);
+        ctx.lineTo(s.x + dx * 21, s.y + dy * 21);
+        ctx.strokeStyle = "rgba(0, 0, 0, 0.75)";
+        ctx.lineWidth = 4.5;
+        ctx.stroke();
+        ctx.strokeStyle = "#fff";
+        ctx.lineWidth = 2.5;
+        ctx.stroke();
+      }
+      n++;
+    }
+    S.proposalsDrawn = n;
   }
 
   // ---- overlay (single mode): newest version, one request at a time ------------------------
@@ -351,6 +468,391 @@
     }
   }
 
+  // ---- prediction (single mode): the current model's, one request at a time ----------------
+  let predictionLoading = false;
+  async function refreshPrediction() {
+    scheduleDraw(); // tiled mode: tiles are requested while drawing
+    if (predictionLoading) return; // the running loop picks up the newest model
+    predictionLoading = true;
+    try {
+      for (;;) {
+        const img = S.image;
+        const m = S.modelVersion;
+        if (!img || img.overlay !== "single" || !S.showPrediction || !(m > 0)) break;
+        const have = S.prediction;
+        if (have && have.imageId === img.id && have.modelVersion === m) break;
+        const bitmap = await apiBitmap(`/api/images/${enc(img.id)}/prediction.png?m=${m}`);
+        if (S.image && S.image.id === img.id) {
+          if (S.prediction) S.prediction.bitmap.close();
+          S.prediction = { imageId: img.id, modelVersion: m, bitmap };
+          scheduleDraw();
+        } else {
+          bitmap.close();
+        }
+      }
+    } catch (err) {
+      showError(err);
+    } finally {
+      predictionLoading = false;
+    }
+  }
+
+  function setPrediction(on) {
+    S.showPrediction = on;
+    $("show-prediction").checked = on;
+    if (on && !(S.modelVersion > 0) && S.ready) {
+      setStatus("no model yet: train one first (T)", "warn");
+    }
+    refreshPrediction();
+  }
+
+  // ---- model: train, follow, stop ---------------------------------------------------------
+  let modelTimer = null;
+  let modelPollSeq = 0;
+
+  // Polls GET /api/model after `ms`: every second while a training runs, else every few.
+  function scheduleModelPoll(ms) {
+    clearTimeout(modelTimer);
+    if (!S.modelApi) return;
+    const seq = ++modelPollSeq;
+    modelTimer = setTimeout(async () => {
+      try {
+        const m = await apiJson("GET", "/api/model");
+        if (seq === modelPollSeq) applyModel(m);
+      } catch (err) {
+        if (seq !== modelPollSeq) return;
+        if (err instanceof ApiError && err.status === 404) {
+          S.modelApi = false; // an older server: no training from the page
+          renderModel();
+          return;
+        }
+        console.error(err);
+        $("model-message").textContent = `cannot reach the server: ${err.message || err}`;
+      }
+      if (seq === modelPollSeq) {
+        scheduleModelPoll(S.model?.state === "running" ? POLL_RUNNING_MS : POLL_IDLE_MS);
+      }
+    }, ms);
+  }
+
+  function applyModel(m) {
+    if (!m || typeof m !== "object") return;
+    const before = S.model;
+    S.model = m;
+    S.modelVersion = Number(m.model_version) || 0;
+    if (before && before.job === m.job && before.state === "running") {
+      if (m.state === "failed") {
+        setStatus(`training failed: ${m.message || "see the server log"}`, "error");
+      } else if (m.state === "done") {
+        setStatus(`model ${S.modelVersion} ready: ${m.message || ""}`);
+      }
+    }
+    renderModel();
+    if (S.ready) onModelVersion();
+  }
+
+  // A model version not seen before: show its prediction and ask it where to click next.
+  function onModelVersion() {
+    if (S.modelVersion === S.handledModelVersion) return;
+    S.handledModelVersion = S.modelVersion;
+    if (!(S.modelVersion > 0)) {
+      renderProposals();
+      scheduleDraw();
+      return;
+    }
+    if (!S.predictionAutoShown) {
+      S.predictionAutoShown = true;
+      setPrediction(true);
+    } else {
+      refreshPrediction();
+    }
+    fetchProposals({ auto: true });
+  }
+
+  async function train() {
+    if (!S.ready || S.trainPending) return;
+    if (S.model?.state === "running") {
+      setStatus("a training is running: Stop it first, or wait", "warn");
+      return;
+    }
+    S.trainPending = true;
+    renderModel();
+    try {
+      const m = await tracked(apiJson("POST", "/api/model/train", {}));
+      applyModel(m);
+      setStatus("training started: keep clicking meanwhile");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409) setStatus(err.detail, "warn");
+      else showError(err);
+    } finally {
+      S.trainPending = false;
+      renderModel();
+      scheduleModelPoll(POLL_RUNNING_MS);
+    }
+  }
+
+  async function stopTraining() {
+    if (S.trainPending || S.model?.state !== "running") return;
+    S.trainPending = true;
+    renderModel();
+    try {
+      applyModel(await tracked(apiJson("POST", "/api/model/stop", {})));
+      setStatus("training stopped");
+    } catch (err) {
+      showError(err);
+    } finally {
+      S.trainPending = false;
+      renderModel();
+      scheduleModelPoll(POLL_RUNNING_MS);
+    }
+  }
+
+  function renderModel() {
+    const m = S.model;
+    const box = $("model-status");
+    const running = m?.state === "running";
+    $("train").disabled = !S.ready || !S.modelApi || S.trainPending || running;
+    $("stop-train").disabled = !S.modelApi || S.trainPending || !running;
+    $("propose").disabled = !(S.modelVersion > 0) || S.proposalsLoading;
+    if (!S.modelApi) {
+      box.className = "idle";
+      $("model-line").textContent = "training from the page is not available on this server";
+      $("model-message").textContent = "";
+      return;
+    }
+    if (!m) return;
+    box.className = m.state || "idle";
+    const parts = [];
+    const epochs = m.max_epochs > 0 ? `epoch ${m.epoch || 0}/${m.max_epochs}` : "";
+    if (running) {
+      parts.push(`training #${m.job}: ${m.phase || "running"}`, epochs);
+    } else if (m.state === "done") {
+      parts.push(`model ${m.model_version} ready`);
+    } else if (m.state === "failed" || m.state === "stopped") {
+      parts.push(`training #${m.job} ${m.state}`, m.state === "stopped" ? epochs : "");
+      if (S.modelVersion > 0) parts.push(`model ${S.modelVersion} in use`);
+    } else {
+      parts.push(S.modelVersion > 0 ? `model ${S.modelVersion} loaded` : "no model yet");
+    }
+    if (m.job > 0 && typeof m.elapsed === "number") parts.push(`${m.elapsed.toFixed(0)} s`);
+    if (typeof m.val_miou === "number") parts.push(`val mIoU ${m.val_miou.toFixed(3)}`);
+    if (m.device && m.job > 0) parts.push(m.device);
+    $("model-line").textContent = parts.filter(Boolean).join(" · ");
+
+    const lines = [];
+    if (m.message) lines.push(m.message);
+    if (S.modelVersion > 0 && m.state !== "running") {
+      const clicks = S.images.reduce((s, im) => s + (im.n_points || 0), 0);
+      const since = clicks - (m.points_trained || 0);
+      if (since > 0) lines.push(`${since} click${since === 1 ? "" : "s"} since: train again (T)`);
+    }
+    if (!(S.modelVersion > 0) && !running) lines.push("train one on your clicks (T)");
+    $("model-message").textContent = lines.join(" · ");
+
+    const bar = $("model-progress");
+    if (running && m.max_epochs > 0) bar.value = clamp((m.epoch || 0) / m.max_epochs, 0, 1);
+    else if (running) bar.removeAttribute("value"); // indeterminate while preparing
+    else bar.value = m.state === "done" ? 1 : bar.value || 0;
+  }
+
+  // ---- where to click next ----------------------------------------------------------------
+  let proposalSeq = 0;
+
+  // The view in image px, for proposals on a large raster (whole pixels, inside the image).
+  function viewRect() {
+    const { w, h } = cssSize();
+    const a = toImage(0, 0);
+    const b = toImage(w, h);
+    const W = S.image.width;
+    const H = S.image.height;
+    return {
+      x0: clamp(Math.floor(a.x), 0, W),
+      y0: clamp(Math.floor(a.y), 0, H),
+      x1: clamp(Math.ceil(b.x), 0, W),
+      y1: clamp(Math.ceil(b.y), 0, H),
+    };
+  }
+
+  async function fetchProposals({ auto = false } = {}) {
+    if (!(S.modelVersion > 0)) {
+      if (!auto) setStatus("no model yet: train one first (T)", "warn");
+      return;
+    }
+    let url = `/api/proposals?k=${enc(S.proposalsK)}`;
+    if (S.image?.overlay === "tiled") {
+      const r = viewRect();
+      if (r.x1 <= r.x0 || r.y1 <= r.y0) {
+        if (!auto) setStatus("the image is not in view: press F, then R", "warn");
+        return;
+      }
+      url += `&image=${enc(S.image.id)}&x0=${r.x0}&y0=${r.y0}&x1=${r.x1}&y1=${r.y1}`;
+    }
+    const seq = ++proposalSeq;
+    S.proposalsLoading = true;
+    renderProposals();
+    try {
+      const r = await tracked(apiJson("GET", url));
+      if (seq !== proposalSeq) return;
+      S.proposals = (r.proposals || []).map((p) => ({
+        image: String(p.image),
+        x: Math.floor(p.x),
+        y: Math.floor(p.y),
+        score: p.score,
+        predicted: p.predicted,
+        answer: null,
+      }));
+      S.proposalsModelVersion = r.model_version ?? S.modelVersion;
+      if (r.strategy) S.proposalStrategy = r.strategy;
+      S.activeProposal = null;
+      S.proposalsLoading = false;
+      if (!S.proposals.length) setStatus("the model has no clicks to propose here", "warn");
+      await activateProposal(nextOpen(-1));
+    } catch (err) {
+      if (seq !== proposalSeq) return;
+      if (auto && err instanceof ApiError && err.status === 409) return; // no model after all
+      showError(err);
+    } finally {
+      if (seq === proposalSeq) {
+        S.proposalsLoading = false;
+        renderProposals();
+        renderModel();
+      }
+    }
+  }
+
+  // The first proposal not answered yet after index `from`, wrapping around; null if none.
+  function nextOpen(from) {
+    const n = S.proposals.length;
+    for (let k = 1; k <= n; k++) {
+      const i = (((from + k) % n) + n) % n;
+      if (!S.proposals[i].answer) return i;
+    }
+    return null;
+  }
+
+  // Makes proposal `i` (or none) the active one: its image is shown and it is in view.
+  async function activateProposal(i) {
+    S.activeProposal = i;
+    renderProposals();
+    scheduleDraw();
+    if (i === null) return;
+    const p = S.proposals[i];
+    if (p.image !== S.image?.id || loadingId !== null) {
+      S.proposalSwitching = true;
+      try {
+        await chain; // the click just confirmed is saved first (its version is the newest)
+        if (S.activeProposal !== i) return;
+        if (p.image !== S.image?.id || (loadingId !== null && loadingId !== p.image)) {
+          await loadImage(p.image);
+          renderLists();
+        }
+      } catch (err) {
+        showError(err);
+        return;
+      } finally {
+        S.proposalSwitching = false;
+      }
+      if (S.activeProposal !== i) return;
+    }
+    bringIntoView(p);
+  }
+
+  // Centres the view on image pixel (x, y) unless it is in view already, clear of the edges
+  // (a marker at the edge of a whole image in view is fine: the image is not moved then).
+  function bringIntoView(p) {
+    const { w, h } = cssSize();
+    const s = toScreen(p.x + 0.5, p.y + 0.5);
+    const a = toScreen(0, 0);
+    const b = toScreen(S.image.width, S.image.height);
+    const whole = a.x >= 0 && a.y >= 0 && b.x <= w && b.y <= h;
+    const m = Math.min(40, Math.min(w, h) * 0.1);
+    const inView = s.x >= m && s.y >= m && s.x <= w - m && s.y <= h - m;
+    if (!inView && !(whole && s.x >= 0 && s.y >= 0 && s.x <= w && s.y <= h)) {
+      S.view.x = p.x + 0.5 - w / 2 / S.view.scale;
+      S.view.y = p.y + 0.5 - h / 2 / S.view.scale;
+    }
+    scheduleDraw();
+  }
+
+  // Whether keys 1-9 / S answer the active proposal: it is on the image shown (or on its way).
+  function proposalOnScreen() {
+    const p = S.proposals[S.activeProposal];
+    return !!p && !p.answer && (S.proposalSwitching || p.image === S.image?.id);
+  }
+
+  // Confirms proposal `i` as class `cls`: the ordinary add-a-point flow at its pixel.
+  function confirmProposal(i, cls) {
+    const p = S.proposals[i];
+    if (!p || p.answer || cls < 0 || cls >= S.classes.length) return;
+    selectClass(cls);
+    p.answer = { class: cls };
+    addPoint(p.x, p.y, p.image);
+    if (S.activeProposal === i) activateProposal(nextOpen(i));
+    else renderProposals();
+  }
+
+  function skipProposal(i) {
+    const p = S.proposals[i];
+    if (!p || p.answer) return;
+    p.answer = "skipped";
+    tracked(api("POST", "/api/proposals/skip", { image: p.image, x: p.x, y: p.y })).catch(
+      showError,
+    );
+    activateProposal(nextOpen(i));
+  }
+
+  // Manual navigation to another image leaves the proposals (a list item or R resumes).
+  function leaveProposalFor(imageId) {
+    const p = S.proposals[S.activeProposal];
+    if (p && p.image !== imageId) {
+      S.activeProposal = null;
+      renderProposals();
+    }
+  }
+
+  function renderProposals() {
+    const list = $("proposal-list");
+    list.replaceChildren();
+    const n = S.proposals.length;
+    const open = S.proposals.filter((p) => !p.answer).length;
+    const names = new Map(S.images.map((im) => [im.id, im.name]));
+    S.proposals.forEach((p, i) => {
+      const li = el("li", i === S.activeProposal ? "current" : p.answer ? "answered" : "");
+      li.dataset.index = i;
+      const cls = S.classes[p.predicted];
+      li.title = `score ${Number(p.score).toPrecision(3)}; the model says ${cls?.name ?? "?"}`;
+      li.append(el("span", "ring"));
+      li.append(el("span", "name", `${names.get(p.image) ?? p.image} (${p.x}, ${p.y})`));
+      let tail;
+      if (p.answer === "skipped") tail = el("span", "count", "skipped");
+      else if (p.answer) tail = el("span", "count", `✓ ${S.classes[p.answer.class]?.name ?? ""}`);
+      else {
+        tail = el("span", "swatch");
+        tail.style.background = cls?.color || "#888";
+        tail.title = `predicted: ${cls?.name ?? "?"}`;
+      }
+      li.append(tail);
+      if (!p.answer) li.onclick = () => activateProposal(i);
+      list.append(li);
+      if (i === S.activeProposal) {
+        requestAnimationFrame(() => li.scrollIntoView({ block: "nearest" }));
+      }
+    });
+    let info = "";
+    if (S.proposalsLoading) info = "asking the model…";
+    else if (S.activeProposal !== null) {
+      const p = S.proposals[S.activeProposal];
+      const guess = S.classes[p.predicted]?.name;
+      info = `proposal ${S.activeProposal + 1} of ${n}` + (guess ? ` · model: ${guess}` : "");
+    } else if (n && !open) info = `all ${n} answered: train again (T) or propose more (R)`;
+    else if (n) info = `${open} of ${n} open: click one to resume`;
+    else if (S.modelVersion > 0) info = S.proposalStrategy ? `strategy: ${S.proposalStrategy}` : "";
+    else info = "after the first training";
+    $("proposal-info").textContent = info;
+    $("proposal-keys").hidden = S.activeProposal === null;
+    $("propose").disabled = !(S.modelVersion > 0) || S.proposalsLoading;
+  }
+
   // ---- loading ----------------------------------------------------------------------------
   async function loadState() {
     const st = await tracked(apiJson("GET", "/api/state"));
@@ -359,6 +861,9 @@
     S.pointsFile = st.points_file;
     S.version = st.version;
     S.currentClass = clamp(S.currentClass, 0, S.classes.length - 1);
+    if (Number.isInteger(st.proposals_k) && st.proposals_k > 0) S.proposalsK = st.proposals_k;
+    if (typeof st.proposal_strategy === "string") S.proposalStrategy = st.proposal_strategy;
+    if (st.model) applyModel(st.model);
   }
 
   let loadSeq = 0;
@@ -381,12 +886,14 @@
       S.selected = null;
       S.lastOverlayVersion = null;
       S.boundariesVersion = null;
+      S.predictionTilesVersion = null;
       fit();
     } else if (!S.points.some((p) => p.id === S.selected)) {
       S.selected = null;
     }
     recount();
     refreshOverlay();
+    refreshPrediction();
   }
 
   async function reloadAll(imageId) {
@@ -400,7 +907,9 @@
   function goto(delta) {
     const i = S.images.findIndex((im) => im.id === (loadingId ?? S.image?.id));
     const j = clamp(i + delta, 0, S.images.length - 1);
-    if (j !== i) loadImage(S.images[j].id).then(renderLists, showError);
+    if (j === i) return;
+    leaveProposalFor(S.images[j].id);
+    loadImage(S.images[j].id).then(renderLists, showError);
   }
 
   // ---- changes: one request at a time, each with the version the previous one returned -----
@@ -424,9 +933,7 @@
     }
   }
 
-  function addPoint(x, y) {
-    const imageId = S.image.id;
-    const cls = S.currentClass;
+  function addPoint(x, y, imageId = S.image.id, cls = S.currentClass) {
     mutate(async () => {
       const body = { x, y, class: cls, version: S.version };
       const r = await apiJson("POST", `/api/images/${enc(imageId)}/points`, body);
@@ -466,12 +973,34 @@
     mutate(async () => {
       const r = await apiJson("POST", `/api/${which}`, { version: S.version });
       await reloadAll(r.image_id); // shows the image the step changed
+      syncProposals();
       afterChange();
     });
   }
 
+  // After undo / redo on the image shown: a confirmed proposal whose point is gone is open
+  // again, and active (to be answered again); one whose point came back is confirmed again.
+  function syncProposals() {
+    const id = S.image?.id;
+    let reopened = null;
+    S.proposals.forEach((p, i) => {
+      if (p.image !== id || p.answer === "skipped") return;
+      const q = S.points.find((pt) => pt.x === p.x && pt.y === p.y);
+      if (p.answer && !q) {
+        p.answer = null;
+        reopened = i;
+      } else if (!p.answer && q) {
+        p.answer = { class: q.class };
+      }
+    });
+    if (reopened !== null) activateProposal(reopened);
+    else if (S.proposals[S.activeProposal]?.answer) activateProposal(nextOpen(S.activeProposal));
+    else renderProposals();
+  }
+
   function afterChange() {
     renderLists();
+    renderModel(); // clicks since the model
     refreshOverlay();
   }
 
@@ -530,7 +1059,10 @@
         bar.append(seg);
       });
       li.append(bar);
-      li.onclick = () => loadImage(im.id).then(renderLists, showError);
+      li.onclick = () => {
+        leaveProposalFor(im.id);
+        loadImage(im.id).then(renderLists, showError);
+      };
       images.append(li);
       if (im.id === S.image?.id) requestAnimationFrame(() => li.scrollIntoView({ block: "nearest" }));
     }
@@ -541,6 +1073,7 @@
     $("image-name").textContent = cur
       ? `${cur.name}  (${i + 1}/${S.images.length}, ${cur.width}×${cur.height})`
       : "";
+    $("image-name").title = $("image-name").textContent; // the toolbar may cut it short
     scheduleDraw();
   }
 
@@ -619,6 +1152,18 @@
       return;
     }
     S.selected = null;
+    let hit = null;
+    bestDist = HIT_RADIUS + 4; // the markers are a little larger than points
+    S.proposals.forEach((p, i) => {
+      if (p.answer || p.image !== S.image.id) return;
+      const s = toScreen(p.x + 0.5, p.y + 0.5);
+      const d = Math.hypot(s.x - pos.x, s.y - pos.y);
+      if (d <= bestDist) [hit, bestDist] = [i, d];
+    });
+    if (hit !== null) {
+      confirmProposal(hit, S.currentClass); // clicking a proposed spot: that spot, this class
+      return;
+    }
     const p = toImage(pos.x, pos.y);
     if (p.x >= 0 && p.y >= 0 && p.x < S.image.width && p.y < S.image.height) addPoint(p.x, p.y);
     else scheduleDraw();
@@ -644,7 +1189,14 @@
     if (ctrl && key === "z") undoRedo(e.shiftKey ? "redo" : "undo");
     else if (ctrl && key === "y") undoRedo("redo");
     else if (ctrl || e.altKey) handled = false;
-    else if (/^[1-9]$/.test(key)) selectClass(Number(key) - 1);
+    else if (/^[1-9]$/.test(key) && proposalOnScreen()) {
+      if (!e.repeat) confirmProposal(S.activeProposal, Number(key) - 1);
+    } else if (/^[1-9]$/.test(key)) selectClass(Number(key) - 1);
+    else if ((key === "s" || key === " ") && proposalOnScreen()) {
+      if (!e.repeat) skipProposal(S.activeProposal);
+    } else if (key === "t") train();
+    else if (key === "m") setPrediction(!S.showPrediction);
+    else if (key === "r") fetchProposals();
     else if (key === "n" || key === "pagedown") goto(1);
     else if (key === "p" || key === "pageup") goto(-1);
     else if (key === "o") setOverlay(!S.showOverlay);
@@ -658,6 +1210,10 @@
     else if (key === "arrowdown") pan(0, -60);
     else if (key === "delete" || key === "backspace") deleteSelected();
     else if (key === "escape") {
+      if (S.selected === null && S.activeProposal !== null) {
+        S.activeProposal = null; // leave the proposals; a list item resumes
+        renderProposals();
+      }
       S.selected = null;
       scheduleDraw();
     } else handled = false;
@@ -671,6 +1227,10 @@
   $("fit").onclick = fit;
   $("show-overlay").onchange = (e) => setOverlay(e.target.checked);
   $("show-boundaries").onchange = (e) => setBoundaries(e.target.checked);
+  $("show-prediction").onchange = (e) => setPrediction(e.target.checked);
+  $("train").onclick = train;
+  $("stop-train").onclick = stopTraining;
+  $("propose").onclick = () => fetchProposals();
   $("opacity").oninput = (e) => {
     S.opacity = Number(e.target.value);
     scheduleDraw();
@@ -679,6 +1239,7 @@
 
   // Another tab may have edited meanwhile: check when this one comes back to the front.
   window.addEventListener("focus", async () => {
+    if (S.ready) scheduleModelPoll(0);
     if (!S.ready || S.busy) return;
     try {
       const st = await apiJson("GET", "/api/state");
@@ -711,7 +1272,15 @@
     get level() { return S.level; },
     get view() { return { ...S.view }; },
     get tilesCached() { return tiles.size; },
-    get busy() { return S.busy > 0 || overlayLoading; },
+    get busy() { return S.busy > 0 || overlayLoading || predictionLoading; },
+    get model() { return S.model ? { ...S.model } : null; },
+    get modelVersion() { return S.modelVersion; },
+    get predictionVisible() { return S.showPrediction; },
+    get predictionDrawnVersion() { return S.predictionDrawnVersion; },
+    get proposals() { return S.proposals.map((p) => ({ ...p })); },
+    get activeProposal() { return S.activeProposal; },
+    get proposalsDrawn() { return S.proposalsDrawn; },
+    refreshModel: () => scheduleModelPoll(0),
     // page (client) coordinates of the centre of image pixel (x, y)
     imageToClient(x, y) {
       const r = canvas.getBoundingClientRect();
@@ -728,6 +1297,10 @@
       await reloadAll();
       setStatus("");
       S.ready = true;
+      renderModel();
+      renderProposals();
+      onModelVersion(); // a model loaded at start (--model): its prediction and proposals
+      scheduleModelPoll(!S.model || S.model.state === "running" ? 0 : POLL_IDLE_MS);
     } catch (err) {
       showError(err);
     }
