@@ -78,6 +78,19 @@ def test_entropy_picks_the_flat_probability_superpixel():
     assert all(a.score >= b.score for a, b in itertools.pairwise(props))
 
 
+def test_uncertain_area_weighs_the_doubt_by_the_area_a_click_labels():
+    seg = _grid()
+    big = seg.copy()
+    big[np.isin(big, [9, 10, 13, 14])] = 9  # one superpixel of 4 cells (ids 10, 13, 14 unused)
+    probs = _probs(big, {0: [1 / 3, 1 / 3, 1 / 3], 9: [0.8, 0.1, 0.1]}, [0.98, 0.01, 0.01])
+    assert _one("entropy", probs, big, k=1)[0].segment == 0  # the flat but small one
+    first = _one("uncertain_area", probs, big, k=1)[0]
+    assert first.segment == 9  # less doubt per pixel, but 4 times the area
+    h = -(0.8 * math.log(0.8) + 2 * 0.1 * math.log(0.1)) / math.log(3)
+    mean_area = 64 * 64 / 13  # 13 superpixels share the image
+    assert first.score == pytest.approx(h * 4 * 256 / mean_area)
+
+
 def test_margin_picks_the_two_class_tie_where_entropy_does_not():
     seg = _grid()
     per_segment = {9: [0.45, 0.45, 0.10], 2: [0.40, 0.30, 0.30]}
