@@ -58,7 +58,13 @@ def test_list_datasets_maps_and_experiments(capsys):
     assert main(["list", "experiments"]) == 0
     assert {"small", "dubai-cv", "dubai-loop"} <= set(capsys.readouterr().out.split())
     assert main(["list", "proposals"]) == 0
-    assert capsys.readouterr().out.split() == ["disagreement", "entropy", "margin", "random"]
+    assert capsys.readouterr().out.split() == [
+        "disagreement",
+        "entropy",
+        "margin",
+        "random",
+        "uncertain_area",
+    ]
 
 
 def test_train_on_oxford_pet_by_name(tmp_path, capsys):
