@@ -98,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_synthetic_dataset(Path(tmp) / "data", n_images=4, size=512, seed=0)
         masks = [np.asarray(Image.open(p)) for p in sorted((data / "masks").glob("*.png"))]
-        proc, url = start_server(data, "--runs", str(Path(tmp) / "runs"), "--train-epochs", "15")
+        proc, url = start_server(data, "--runs", str(Path(tmp) / "runs"), "--train-epochs", "30")
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -106,11 +106,11 @@ def main() -> None:
                 page.set_default_timeout(120_000)
                 page.goto(url)
                 page.wait_for_function(IDLE)
-                for i in (2, 1):  # a few points on other images: progress in the list
+                for i in (3, 2, 1):  # points on the other images: progress in the list
                     page.click(f'#images li[data-id="{i}"]')
                     page.wait_for_function(f"window.pointseg.imageId === '{i}'")
                     page.wait_for_function(IDLE)
-                    click_points(page, pick_points(masks[i], 3 * i, rng))
+                    click_points(page, pick_points(masks[i], 4 * i, rng))
                 page.keyboard.press("p")
                 page.wait_for_function("window.pointseg.imageId === '0'")
                 page.wait_for_function(IDLE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -79,3 +80,55 @@ def annotate():
     yield SimpleNamespace(start=start, stop=_stop)
     for server in started:
         _stop(server)
+
+
+@pytest.fixture(scope="session")
+def raster_data(tmp_path_factory):
+    """A 1100 x 1100 synthetic orthophoto (rasters dataset) without its clicks; copy it first."""
+    from pointseg.data.synthetic_raster import make_synthetic_raster
+
+    root = tmp_path_factory.mktemp("raster") / "data"
+    make_synthetic_raster(root, size=1100, points_per_tile=2, seed=2)
+    (root / "points.geojson").unlink()
+    return root
+
+
+# ------------------------------------------------------------------------------ the browser
+
+#: Debian's system browser; nothing downloads one.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Default wait of every page action in the browser tests.
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Playwright; skips, saying why, when either is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the environment
+        pytest.skip(
+            "the playwright Python package is not installed (it is in the dev extra: "
+            "pip install -e '.[dev]')"
+        )
+    if CHROMIUM is None:
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install chromium; `make test` installs "
+            "it when run as root)"
+        )
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser):
+    """A 1280 x 800 page context; an uncaught error in the page fails the test."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    ctx.on("weberror", lambda e: errors.append(str(e.error)))
+    yield ctx
+    ctx.close()
+    assert not errors, f"uncaught errors in the page: {errors}"

@@ -17,30 +17,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip(
-        "the playwright Python package is not installed (it is in the dev extra: "
-        "pip install -e '.[dev]')",
-        allow_module_level=True,
-    )
-if CHROMIUM is None:
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium; `make test` installs it "
-        "when run as root)",
-        allow_module_level=True,
-    )
+# skips, saying why, without the playwright package; the `browser` fixture (conftest.py) also
+# skips without Debian's chromium
+playwright = pytest.importorskip(
+    "playwright.sync_api",
+    reason="the playwright package is in the dev extra: pip install -e '.[dev]'",
+)
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "browser-test-token"
 STARTUP_S = 120  # first start in a fresh checkout compiles numba kernels
-WAIT_MS = 30_000
+WAIT_MS = 30_000  # as the context fixture of conftest.py
 IDLE = """() => {
     const p = window.pointseg;
     return !!p && p.ready && !p.busy && (!p.overlayVisible || p.lastOverlayVersion === p.version);
@@ -77,25 +65,6 @@ def server(annotate, synthetic_template: Path, tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------- browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def context(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    ctx.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    ctx.on("weberror", lambda e: errors.append(str(e.error)))
-    yield ctx
-    ctx.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def _open(context, server):

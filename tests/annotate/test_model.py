@@ -177,16 +177,6 @@ def test_models_that_do_not_fit_the_session_are_refused(data, tmp_path):
         PageModel(session, preview, cfg, runs_dir=tmp_path, strategy="smart")
 
 
-@pytest.fixture(scope="module")
-def raster_data(tmp_path_factory):
-    from pointseg.data.synthetic_raster import make_synthetic_raster
-
-    root = tmp_path_factory.mktemp("raster") / "data"
-    make_synthetic_raster(root, size=1100, points_per_tile=2, seed=2)
-    (root / "points.geojson").unlink()
-    return root
-
-
 def test_large_rasters_get_prediction_tiles_and_proposals_in_view(raster_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(raster_data, data)

@@ -4,7 +4,6 @@ import shutil
 from io import BytesIO
 
 import numpy as np
-import pytest
 import rasterio
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -12,16 +11,6 @@ from PIL import Image
 from pointseg.annotate import RasterPreviewEngine, create_app, open_session
 from pointseg.points import load_points
 from pointseg.training import TrainConfig
-
-
-@pytest.fixture(scope="module")
-def raster_data(tmp_path_factory):
-    from pointseg.data.synthetic_raster import make_synthetic_raster
-
-    root = tmp_path_factory.mktemp("raster") / "data"
-    make_synthetic_raster(root, size=1100, points_per_tile=2, seed=2)
-    (root / "points.geojson").unlink()
-    return root
 
 
 def _cfg(data, tmp_path):

@@ -529,9 +529,9 @@ class PageModel:
 
     def _tile_proposals(self, k: int) -> list[dict[str, Any]]:
         from pointseg.proposals import propose_clicks
-        from pointseg.training.data import training_view
+        from pointseg.training.data import source_pixel, training_view
 
-        probs, segs, pts, pseudo, scale = {}, {}, {}, {}, {}
+        probs, segs, pts, pseudo, grid = {}, {}, {}, {}, {}
         images = sorted(
             self.session.images,
             key=lambda e: (
@@ -549,7 +549,7 @@ class PageModel:
                 self.preview.image(name), points, image_size=self.preview.image_size
             )
             pseudo[name] = self.preview.labels(name)
-            scale[name] = (e.width / view.shape[1], e.height / view.shape[0])
+            grid[name] = view.shape[:2]
         found = propose_clicks(
             self.strategy,
             probabilities=probs,
@@ -562,13 +562,14 @@ class PageModel:
         )
         out = []
         for p in found:
-            sx, sy = scale[p.image]
             e = self.session.by_name[p.image]
+            shape = (e.height, e.width)
+            x, y = source_pixel(p.x, p.y, grid_shape=grid[p.image], source_shape=shape)
             out.append(
                 {
                     "image": p.image,
-                    "x": min(int((p.x + 0.5) * sx), e.width - 1),
-                    "y": min(int((p.y + 0.5) * sy), e.height - 1),
+                    "x": x,
+                    "y": y,
                     "score": round(float(p.score), 4),
                     "predicted": int(probs[p.image][:, p.y, p.x].argmax()),
                 }

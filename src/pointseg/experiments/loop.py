@@ -103,9 +103,9 @@ def _propose_round(
 
     from pointseg.predict.inference import predict_logits
     from pointseg.proposals import propose_clicks
-    from pointseg.training.data import training_view
+    from pointseg.training.data import source_pixel, training_view
 
-    probs, segs, grid_pts, pseudo, scale = {}, {}, {}, {}, {}
+    probs, segs, grid_pts, pseudo = {}, {}, {}, {}
     for name, sample in samples.items():
         view, pts = training_view(sample["image"], points[name], image_size=image_size)
         if name not in segments_cache:
@@ -116,8 +116,6 @@ def _propose_round(
         segs[name] = levels[0]
         grid_pts[name] = pts
         pseudo[name] = settings.propagate(levels, pts, n_classes=n_classes)
-        h, w = sample["image"].shape[:2]
-        scale[name] = (w / view.shape[1], h / view.shape[0])
     proposals = propose_clicks(
         loop.strategy,
         probabilities=probs,
@@ -130,9 +128,9 @@ def _propose_round(
     )
     out: dict[str, list[tuple[int, int]]] = {name: [] for name in samples}
     for p in proposals:
-        sx, sy = scale[p.image]
-        h, w = samples[p.image]["image"].shape[:2]
-        out[p.image].append((min(int((p.x + 0.5) * sx), w - 1), min(int((p.y + 0.5) * sy), h - 1)))
+        shape = samples[p.image]["image"].shape[:2]
+        grid = segs[p.image].shape
+        out[p.image].append(source_pixel(p.x, p.y, grid_shape=grid, source_shape=shape))
     return out
 
 

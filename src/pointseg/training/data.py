@@ -94,6 +94,28 @@ def training_view(
     return resize_image(image, size), scale_points(pts, from_shape=src_shape, to_shape=size)
 
 
+def source_pixel(
+    x: int, y: int, *, grid_shape: tuple[int, int], source_shape: tuple[int, int]
+) -> tuple[int, int]:
+    """The source pixel under the centre of pixel ``(x, y)`` of the training view.
+
+    The inverse of :func:`training_view` for one location (proposals are made on the view).
+
+    Parameters
+    ----------
+    x, y : int
+        Column and row on the view.
+    grid_shape, source_shape : (height, width)
+        Of the view and of the source image.
+    """
+    sx = source_shape[1] / grid_shape[1]
+    sy = source_shape[0] / grid_shape[0]
+    return (
+        min(int((x + 0.5) * sx), source_shape[1] - 1),
+        min(int((y + 0.5) * sy), source_shape[0] - 1),
+    )
+
+
 def prepare_split(
     dataset: RecordDataset,
     *,
