@@ -76,9 +76,9 @@ from pointseg.io.atomic import (
     scratch_path,
 )
 from pointseg.io.raster import BandLayout
-from pointseg.io.windows import RasterWindows, read_errors
+from pointseg.io.windows import RasterWindows, read_errors, reflect_indices
 from pointseg.models.registry import ModelSpec
-from pointseg.predict.inference import resolve_bands, resolve_device
+from pointseg.predict.inference import band_mismatch, resolve_bands, resolve_device
 
 __all__ = [
     "GDAL_CACHE_MB",
@@ -86,6 +86,7 @@ __all__ = [
     "OUTPUT_BLOCK",
     "blend_window",
     "default_overlap",
+    "predict_array",
     "predict_raster",
 ]
 
@@ -370,6 +371,106 @@ class _Runner:
                 logits.float(), size=(self.tile,) * 2, mode="bilinear", align_corners=False
             )
         return torch.softmax(logits.float(), dim=1) * self.weights
+
+
+def predict_array(
+    model: nn.Module,
+    spec: ModelSpec,
+    image: np.ndarray,
+    *,
+    tile_size: int = 512,
+    overlap: int | None = None,
+    batch_size: int = 4,
+    scale: float = 1.0,
+    device: str | torch.device | None = None,
+    where: str | Path = "the image",
+) -> np.ndarray:
+    """Blended class probabilities of an in-memory image of any size, in overlapping tiles.
+
+    The tiling and blending of :func:`predict_raster` (same tile grid, reflection at the
+    border, raised-cosine blending, tiles resampled by ``scale``) over an array held in memory
+    (a PNG, JPEG or TIFF already read), so a large photo is predicted at the model's own
+    resolution instead of squashed to one square.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps (B, in_channels, h, w) to logits (B, num_classes, h, w).
+    spec : ModelSpec
+        ``in_channels``, ``num_classes``, ``mean``/``std``; ``image_size`` is not used.
+    image : np.ndarray, shape (H, W, bands)
+        Any size (smaller than a tile too: reflected), any numeric dtype.
+    tile_size, overlap, batch_size, scale
+        As for :func:`predict_raster` (``tile_size`` and ``overlap`` in model pixels).
+    device : str or torch.device, optional
+        Default: where the model's parameters are.
+    where : str or Path
+        Names the image in errors.
+
+    Returns
+    -------
+    np.ndarray, shape (num_classes, H, W), float32
+        ``sum(w * p) / sum(w)`` over the tiles covering each pixel; sums to 1 over classes.
+    """
+    if overlap is None:
+        overlap = default_overlap(tile_size) if _is_int(tile_size) else 0
+    _check_options(tile_size, overlap, batch_size, 1, scale)
+    image = np.asarray(image)
+    if image.ndim != 3 or not image.shape[0] or not image.shape[1]:
+        raise ValueError(
+            f"{where} has shape {image.shape}; expected (height, width, bands) with pixels"
+        )
+    if image.shape[2] != spec.in_channels:
+        raise band_mismatch(spec, image.shape[2], image=str(where))
+    dev = resolve_device(device) if device is not None else _model_device(model)
+    if device is not None:
+        model.to(dev)
+    tile = max(1, round(int(tile_size) / float(scale)))  # in source pixels
+    ovl = min(tile - 1, round(int(overlap) / float(scale)))
+    h, w = image.shape[:2]
+    ay, ax = _Axis.make(h, tile, ovl), _Axis.make(w, tile, ovl)
+    window = blend_window(tile, ovl)
+    runner = _Runner(
+        model,
+        spec,
+        dev,
+        tile=tile,
+        model_tile=int(tile_size),
+        window=window,
+        floating=bool(np.issubdtype(image.dtype, np.floating)),
+        where=Path(str(where)),
+    )
+    acc = np.zeros((spec.num_classes, h, w), np.float32)
+    origins = [(ay.origin(i), ax.origin(j)) for i in range(ay.count) for j in range(ax.count)]
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(origins), int(batch_size)):
+            batch = origins[start : start + int(batch_size)]
+            tiles = np.stack(
+                [
+                    np.moveaxis(
+                        image[
+                            np.ix_(
+                                reflect_indices(np.arange(oy, oy + tile), h),
+                                reflect_indices(np.arange(ox, ox + tile), w),
+                            )
+                        ],
+                        -1,
+                        0,
+                    )
+                    for oy, ox in batch
+                ]
+            )
+            probs = runner(tiles).cpu().numpy()
+            for (oy, ox), p in zip(batch, probs, strict=True):
+                r0, r1 = max(0, oy), min(h, oy + tile)
+                c0, c1 = max(0, ox), min(w, ox + tile)
+                acc[:, r0:r1, c0:c1] += p[:, r0 - oy : r1 - oy, c0 - ox : c1 - ox]
+    finally:
+        model.train(was_training)
+    acc /= ay.weight_sum(0, h, window)[:, None] * ax.weight_sum(0, w, window)[None, :]
+    return acc
 
 
 def predict_raster(
