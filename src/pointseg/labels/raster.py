@@ -101,16 +101,14 @@ def label_block(
         local = pts[inside] - np.array([ec0, er0, 0])
         area = (er1 - er0) * (ec1 - ec0)
         n_seg = _segments(area, pixels_per_segment)
-        fill_counts = sorted(
-            {c for f in fill_pixels_per_segment if (c := _segments(area, f)) < n_seg},
-            reverse=True,
-        )
+        # the settings sort the fill counts and the options: one key for equal settings
+        fill_counts = {c for f in fill_pixels_per_segment if (c := _segments(area, f)) < n_seg}
         settings = PseudoLabelSettings(
             method=method,
             n_segments=n_seg,
-            fill_counts=tuple(fill_counts),
+            fill_counts=fill_counts,
             seed=seed,
-            options=tuple(sorted(method_options.items())),
+            options=method_options,
         )
         key = (er0, er1, ec0, ec1, settings)
         levels = None if levels_cache is None else levels_cache.get(key)

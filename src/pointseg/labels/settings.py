@@ -229,9 +229,9 @@ def make_pseudo_label(
     settings = PseudoLabelSettings(
         method=method,
         n_segments=n_segments,
-        fill_counts=tuple(fill_counts),
+        fill_counts=fill_counts,
         seed=seed,
-        options=tuple(sorted(method_options.items())),
+        options=method_options,
     )
     return settings.label(
         image, points, n_classes=n_classes, cache=cache, ignore_index=ignore_index

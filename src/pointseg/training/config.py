@@ -239,9 +239,9 @@ class TrainConfig:
         return PseudoLabelSettings(
             method=self.superpixels,
             n_segments=self.n_segments,
-            fill_counts=tuple(self.fill_counts or ()),
+            fill_counts=self.fill_counts or (),
             seed=self.seed,
-            options=tuple(sorted((self.superpixel_options or {}).items())),
+            options=self.superpixel_options or {},
         )
 
     def open_dataset(self, split: str | None, *, require_masks: bool = True) -> RecordDataset:
