@@ -373,6 +373,12 @@ class _Runner:
         return torch.softmax(logits.float(), dim=1) * self.weights
 
 
+def _source_tile(tile_size: int, overlap: int, scale: float) -> tuple[int, int]:
+    """Tile side and overlap in source pixels for ``tile_size``/``overlap`` model pixels."""
+    tile = max(1, round(tile_size / scale))
+    return tile, min(tile - 1, round(overlap / scale))
+
+
 def predict_array(
     model: nn.Module,
     spec: ModelSpec,
@@ -425,8 +431,7 @@ def predict_array(
     dev = resolve_device(device) if device is not None else _model_device(model)
     if device is not None:
         model.to(dev)
-    tile = max(1, round(int(tile_size) / float(scale)))  # in source pixels
-    ovl = min(tile - 1, round(int(overlap) / float(scale)))
+    tile, ovl = _source_tile(int(tile_size), int(overlap), float(scale))
     h, w = image.shape[:2]
     ay, ax = _Axis.make(h, tile, ovl), _Axis.make(w, tile, ovl)
     window = blend_window(tile, ovl)
@@ -600,8 +605,7 @@ def predict_raster(
     dev = resolve_device(device) if device is not None else _model_device(model)
     if device is not None:
         model.to(dev)
-    tile = max(1, round(tile_size / scale))  # in source pixels
-    ovl = min(tile - 1, round(overlap / scale))
+    tile, ovl = _source_tile(tile_size, overlap, scale)
     block = max(OUTPUT_BLOCK, -(-block_size // OUTPUT_BLOCK) * OUTPUT_BLOCK)
 
     was_training = model.training
