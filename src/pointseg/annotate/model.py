@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pointseg.annotate.preview import LRU, labels_png
+from pointseg.annotate.raster_preview import tile_sample
 from pointseg.annotate.worker import read_progress
 from pointseg.constants import IGNORE_INDEX
 
@@ -54,6 +55,11 @@ class TrainingConflict(RuntimeError):
     """A training is already running (start) or none is (stop)."""
 
 
+def page_device(accelerator: str) -> str:
+    """``cuda`` for ``accelerator="cuda"``, or ``"auto"`` when CUDA is present; else ``cpu``."""
+    return "cuda" if accelerator == "cuda" or (accelerator == "auto" and _cuda()) else "cpu"
+
+
 def _cuda() -> bool:
     try:
         import torch
@@ -70,7 +76,7 @@ def page_train_config(
     points_file: Path,
     split_file: Path | None,
     epochs: int | None = None,
-    accelerator: str = "auto",
+    device: str = "cpu",
 ) -> Any:
     """The training settings of a page training: ``cfg``'s data and labels, a machine preset.
 
@@ -78,8 +84,8 @@ def page_train_config(
     improvement, batch 8, lr 0.002 (the settings of the ``dubai-*`` studies; about a minute for
     20 images on the 256-px grid on 2 cores). With CUDA: width 32, 80 epochs. Large rasters
     are not predicted whole at the end (``score_references`` off): the page predicts per view.
+    ``device`` is ``cpu`` or ``cuda`` (:func:`page_device`).
     """
-    device = "cuda" if accelerator == "cuda" or (accelerator == "auto" and _cuda()) else "cpu"
     width, max_epochs = (32, 80) if device == "cuda" else (16, 40)
     return replace(
         cfg,
@@ -165,10 +171,7 @@ class PageModel:
         self.k = int(k)
         self.min_distance = float(min_distance)
         self.epochs = epochs
-        self.accelerator = accelerator
-        self.device = (
-            "cuda" if accelerator == "cuda" or (accelerator == "auto" and _cuda()) else "cpu"
-        )
+        self.device = page_device(accelerator)
         if max_seconds is None and self.device == "cpu":
             max_seconds = CPU_TRAIN_SECONDS
         self.max_seconds = max_seconds
@@ -227,10 +230,6 @@ class PageModel:
             return len(self.preview.indexes[self.session.images[0].name])
         return int(self.preview.image(self.session.images[0].name).shape[2])
 
-    @property
-    def has_model(self) -> bool:
-        return self._model is not None
-
     # ----------------------------------------------------------------------------- training
 
     def status(self) -> dict[str, Any]:
@@ -285,7 +284,7 @@ class PageModel:
                 points_file=points_file,
                 split_file=split_file,
                 epochs=self.epochs,
-                accelerator=self.accelerator,
+                device=self.device,
             )
             cfg.save(job / "config.yaml")
             (job / "progress.json").unlink(missing_ok=True)
@@ -448,7 +447,7 @@ class PageModel:
         a zoom-out of :data:`MAX_PREDICTION_STRIDE` the tile is transparent and the note says
         to zoom in.
         """
-        r0, r1, c0, c1, s = self.preview._rect(name, level, tx, ty)
+        rect = r0, r1, c0, c1, s = self.preview._rect(name, level, tx, ty)
         shape = (-(-(r1 - r0) // s), -(-(c1 - c0) // s))
         out = np.full(shape, IGNORE_INDEX, np.uint8)
         self._model_now()
@@ -459,15 +458,14 @@ class PageModel:
         for br0 in range(r0 // b * b, r1, b):
             for bc0 in range(c0 // b * b, c1, b):
                 probs = self._block(name, br0, bc0)
-                labels = probs.argmax(axis=0).astype(np.uint8)
-                labels[probs.max(axis=0) == 0] = IGNORE_INDEX  # nodata
-                rows = np.arange(max(r0, br0), min(r1, br0 + labels.shape[0]))
-                cols = np.arange(max(c0, bc0), min(c1, bc0 + labels.shape[1]))
-                rows, cols = rows[(rows - r0) % s == 0], cols[(cols - c0) % s == 0]
-                if len(rows) and len(cols):
-                    out[np.ix_((rows - r0) // s, (cols - c0) // s)] = labels[
-                        np.ix_(rows - br0, cols - bc0)
-                    ]
+                where = tile_sample(rect, br0, bc0, probs.shape)
+                if where is None:
+                    continue
+                src, dst = where
+                part = probs[(slice(None), *src)]  # only the pixels the tile shows
+                labels = part.argmax(axis=0).astype(np.uint8)
+                labels[part.max(axis=0) == 0] = IGNORE_INDEX  # nodata
+                out[dst] = labels
         return labels_png(out, self.session.class_colors), None
 
     # ----------------------------------------------------------------------------- proposals

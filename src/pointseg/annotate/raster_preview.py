@@ -28,7 +28,7 @@ from pointseg.io.raster import band_layout
 from pointseg.io.windows import RasterWindows
 from pointseg.labels.raster import label_block, label_block_size
 
-__all__ = ["RasterPreviewEngine"]
+__all__ = ["RasterPreviewEngine", "tile_sample"]
 
 
 def _gdal_env() -> Any:
@@ -36,6 +36,25 @@ def _gdal_env() -> Any:
     import rasterio
 
     return rasterio.Env(GDAL_CACHEMAX=64 * 2**20)
+
+
+def tile_sample(
+    rect: tuple[int, int, int, int, int], br0: int, bc0: int, shape: tuple[int, ...]
+) -> tuple[tuple, tuple] | None:
+    """Where a display tile samples a block: (block index, tile index), or None.
+
+    ``rect`` is the tile's ``(r0, r1, c0, c1, stride)`` in raster pixels, the block starts at
+    ``(br0, bc0)`` and has ``shape[-2:]``; the tile takes every ``stride``-th pixel. The two
+    ``np.ix_`` indexes read the block's part and write it into the tile.
+    """
+    r0, r1, c0, c1, s = rect
+    h, w = shape[-2:]
+    rows = np.arange(max(r0, br0), min(r1, br0 + h))
+    cols = np.arange(max(c0, bc0), min(c1, bc0 + w))
+    rows, cols = rows[(rows - r0) % s == 0], cols[(cols - c0) % s == 0]
+    if not len(rows) or not len(cols):
+        return None
+    return np.ix_(rows - br0, cols - bc0), np.ix_((rows - r0) // s, (cols - c0) // s)
 
 
 class _Levels(LRU):
@@ -226,7 +245,7 @@ class RasterPreviewEngine:
 
     def _compose(self, name: str, level: int, tx: int, ty: int, boundaries: bool) -> np.ndarray:
         """One tile of labels (or of boundary flags) sampled from the blocks it covers."""
-        r0, r1, c0, c1, s = self._rect(name, level, tx, ty)
+        rect = r0, r1, c0, c1, s = self._rect(name, level, tx, ty)
         out = np.full((-(-(r1 - r0) // s), -(-(c1 - c0) // s)), IGNORE_INDEX, np.uint8)
         pts = self.training_points().get(name, np.zeros((0, 3), np.int64))
         if not len(pts):
@@ -244,21 +263,20 @@ class RasterPreviewEngine:
                 if not near.any():
                     continue  # a block without points is unlabelled
                 labels, segments = self.block_labels(name, br0, bc0)
-                rows = np.arange(max(r0, br0), min(r1, br0 + labels.shape[0]))
-                cols = np.arange(max(c0, bc0), min(c1, bc0 + labels.shape[1]))
-                rows, cols = rows[(rows - r0) % s == 0], cols[(cols - c0) % s == 0]
-                if not len(rows) or not len(cols):
+                where = tile_sample(rect, br0, bc0, labels.shape)
+                if where is None:
                     continue
+                src, dst = where
                 if boundaries:
                     if segments is None:
                         continue
                     from pointseg.superpixels.evaluation import boundary_map
 
-                    part = boundary_map(segments)[np.ix_(rows - br0, cols - bc0)]
+                    part = boundary_map(segments)[src]
                     values = np.where(part, 1, IGNORE_INDEX).astype(np.uint8)
                 else:
-                    values = labels[np.ix_(rows - br0, cols - bc0)]
-                out[np.ix_((rows - r0) // s, (cols - c0) // s)] = values
+                    values = labels[src]
+                out[dst] = values
         return out
 
     def overlay_tile(self, name: str, level: int, tx: int, ty: int) -> bytes:
