@@ -33,6 +33,7 @@ def _cases(data, tmp_path, busy_port):
         "no proposals": ([str(data), "--proposals", "0"], "--proposals"),
         "no epochs": ([str(data), "--train-epochs", "0"], "--train-epochs"),
         "bad seconds": ([str(data), "--train-seconds", "-1"], "--train-seconds"),
+        "runs is a file": ([str(data), "--runs", str(data / "classes.yaml")], "--runs folder"),
     }
 
 

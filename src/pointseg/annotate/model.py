@@ -163,10 +163,13 @@ class PageModel:
             raise ValueError(f"--proposals must be at least 1, got {k}")
         if epochs is not None and epochs < 1:
             raise ValueError(f"--train-epochs must be at least 1, got {epochs}")
+        from pointseg.io.outputs import check_output_dir
+
         self.session = session
         self.preview = preview
         self.cfg = cfg
-        self.runs_dir = Path(runs_dir)
+        # a file or a read-only place is refused at start, not when Train is pressed
+        self.runs_dir = check_output_dir(runs_dir, what="--runs folder")
         self.strategy = strategy
         self.k = int(k)
         self.min_distance = float(min_distance)
