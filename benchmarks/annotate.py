@@ -2,7 +2,7 @@
 
 1. Click latency: a click's POST to its overlay received (``overlay.png`` of the new version),
    p50/p95 over many clicks on a 1000x1000 image after its first view, at the default training
-   grid (256 px, squashed) and at native resolution (``--image-size 0``); and the first view of
+   grid (256 px, squashed) and at native resolution (``--resize 0``); and the first view of
    an image not seen yet (image info, its tiles, overlay and boundaries).
 2. Large rasters: a 10000x10000 orthophoto from ``pointseg synthetic --raster`` opened with
    ``--dataset rasters``, panned over every pyramid level with clicks and overlay tiles; the
@@ -62,7 +62,7 @@ def latency(root: Path, n_clicks: int, image_size: int) -> dict:
         make_synthetic_dataset(data, n_images=4, size=1000, seed=0)
     for p in data.glob("points.*"):
         p.unlink()
-    proc, url = _start(data, "--image-size", str(image_size))
+    proc, url = _start(data, "--resize", str(image_size))
     try:
         state = json.loads(_get(f"{url}/api/state"))
         version = state["version"]
@@ -123,7 +123,7 @@ def raster(root: Path, size: int) -> dict:
         )
     for p in list(data.glob("points.g*")):
         p.unlink()
-    proc, url = _start(data, "--dataset", "rasters", "--image-size", "256")
+    proc, url = _start(data, "--dataset", "rasters", "--window", "256")
     try:
         t0 = time.perf_counter()
         info = json.loads(_get(f"{url}/api/images/0"))

@@ -46,7 +46,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         dataset="rasters",
         classes=str(root / "classes.yaml"),
         points_file=str(root / "points.geojson"),
-        image_size=args.window,
+        window=args.window,
         n_segments=args.n_segments,
         model="unet",
         model_options={"base_channels": 16},

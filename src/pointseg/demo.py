@@ -74,7 +74,7 @@ def _train_config(s: DemoSettings, data: str, classes: str | None, supervision: 
         out=str(out / f"{supervision}-supervised"),
         classes=classes,
         group_pattern=s.group_pattern,
-        image_size=s.image_size or (s.size if s.data is None else 256),
+        resize=s.image_size or (s.size if s.data is None else 256),
         supervision=supervision,
         n_points=s.n_points,
         point_scheme=s.point_scheme,
@@ -149,9 +149,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "dataset": "synthetic" if settings.data is None else settings.data,
-        "settings": asdict(
-            replace(settings, n_segments=cfg_p.n_segments, image_size=cfg_p.image_size)
-        ),
+        "settings": asdict(replace(settings, n_segments=cfg_p.n_segments, image_size=cfg_p.resize)),
         "wall_seconds": round(wall, 1),
         "data_seconds": round(t_data, 1),
         "test_miou_points": miou_p,

@@ -19,9 +19,7 @@ def data(tiny_synthetic, tmp_path):
 
 
 def _client(data, token=None, **settings):
-    cfg = TrainConfig(
-        data=str(data), image_size=None, superpixels="slic", n_segments=30, **settings
-    )
+    cfg = TrainConfig(data=str(data), resize=0, superpixels="slic", n_segments=30, **settings)
     session, preview = open_session(cfg)
     return TestClient(create_app(session, preview, token=token)), session
 

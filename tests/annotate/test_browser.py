@@ -63,7 +63,7 @@ def synthetic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(annotate, synthetic_template: Path, tmp_path: Path):
     data = tmp_path / "data"
     shutil.copytree(synthetic_template, data)
-    srv = annotate.start(data, "--token", TOKEN, "--image-size", "0", "--superpixels", "slic")
+    srv = annotate.start(data, "--token", TOKEN, "--resize", "0", "--superpixels", "slic")
     yield srv
     annotate.stop(srv)
 
@@ -191,7 +191,7 @@ def test_clicks_add_points_and_the_overlay_follows(context, server):
 
     # the preview labels the clicked pixels with the clicked classes
     overlay = _overlay(page, "0")
-    assert overlay.shape[:2] == (128, 128)  # --image-size 0: the native grid
+    assert overlay.shape[:2] == (128, 128)  # --resize 0: the native grid
     assert overlay[a[1], a[0], 3] == 255 and (overlay[a[1], a[0], :3] == colors[0]).all()
     assert overlay[b[1], b[0], 3] == 255 and (overlay[b[1], b[0], :3] == colors[1]).all()
 

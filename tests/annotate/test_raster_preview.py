@@ -49,7 +49,7 @@ def test_preview_blocks_equal_the_label_raster_training_writes(raster_data, tmp_
     prep = prepare_raster_training(
         dataset,
         points,
-        window=cfg.image_size,
+        window=cfg.window_size,
         pseudo=cfg.pseudo_label_settings(),
         split_seed=cfg.split_seed,
         cache_dir=tmp_path / "labels",

@@ -43,13 +43,19 @@ def test_train_flags_reach_the_config(tmp_path, monkeypatch):
             "a=1",
             "--image-size",
             "0",
+            "--scale",
+            "0.5",
+            "--superpixel-area",
+            "900",
             "--overwrite",
         ]
     )
     cfg = _common.config_from_args(args)
     assert cfg.weight_decay == 0.01 and cfg.fill_counts == [10, 5]
     assert cfg.fractions == (0.5, 0.25, 0.25) and cfg.dataset_options == {"a": 1}
-    assert cfg.image_size is None and cfg.overwrite is True
+    assert cfg.overwrite is True and cfg.scale == 0.5 and cfg.superpixel_area == 900
+    # the deprecated --image-size 0 reads as resize 0 (native size)
+    assert cfg.mode == "native" and cfg.resize == 0 and cfg.image_size is None
     assert cfg.lr == TrainConfig().lr  # not given: the default stays
 
 

@@ -65,7 +65,7 @@ def test_map_coordinate_clicks_become_training_points(tmp_path):
         data=str(tmp_path / "data"),
         points_file=str(clicks),
         points_crs="file",
-        image_size=None,
+        resize=0,
         n_segments=20,
         fractions=(0.6, 0.2, 0.2),
         cache_dir=str(tmp_path / "cache"),

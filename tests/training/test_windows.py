@@ -365,3 +365,43 @@ def test_multispectral_uint16_raster_with_band_selection(tmp_path):
     predict_raster(model, loaded, root / "images" / "ms.tif", tmp_path / "map.tif", tile_size=64)
     with rasterio.open(tmp_path / "map.tif") as m:
         assert m.shape == (h, w)
+
+
+def test_window_dataset_at_half_scale_resamples_windows_and_points(tmp_path):
+    source, _ = _source(tmp_path)
+    kw = {"window": 32, "indexes": [1, 2, 3], "mean": [0.0] * 3, "std": [1.0] * 3, "scale": 0.5}
+    ds = RasterWindowDataset([source], point_fraction=1.0, length=8, augment=False, **kw)
+    assert ds.side == 64
+    with rasterio.open(source.labels) as lab:
+        labels = lab.read(1)
+    _, r0, c0, lab = ds.draw(5)
+    assert lab.shape == (64, 64) and np.array_equal(lab, labels[r0 : r0 + 64, c0 : c0 + 64])
+    sample = ds[5]
+    assert sample["image"].shape == (3, 32, 32) and sample["mask"].shape == (32, 32)
+    # each model pixel covers 2x2 raster pixels: a label only where all four agree
+    blocks = lab.reshape(32, 2, 32, 2).transpose(0, 2, 1, 3).reshape(32, 32, 4)
+    agree = (blocks == blocks[..., :1]).all(-1)
+    expect = np.where(agree, blocks[..., 0], IGNORE_INDEX)
+    assert np.array_equal(sample["mask"].numpy(), expect)
+    source.val_points = np.array([[101, 51, 1], [10, 10, 0]])
+    val = PointWindowDataset([source], **kw)
+    for i in range(len(val)):
+        item = val[i]
+        r0, c0 = map(int, item["name"].split("@")[1].split(","))
+        ys, xs = np.nonzero(item["mask"].numpy() != IGNORE_INDEX)
+        for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+            assert any(
+                c0 + 2 * x <= px < c0 + 2 * x + 2 and r0 + 2 * y <= py < r0 + 2 * y + 2
+                for px, py, _ in source.val_points.tolist()
+            )
+
+
+def test_training_from_a_raster_at_half_scale(tmp_path):
+    root = tmp_path / "data"
+    make_synthetic_raster(root, size=320, tile=160, points_per_tile=12, nodata_columns=30)
+    cfg = _config(root, tmp_path / "run", tmp_path / "cache", scale=0.5, window=32)
+    result = run_training(cfg)
+    spec = torch.load(result.model_path, weights_only=True)["spec"]
+    assert spec["scale"] == 0.5 and spec["window"] == 32
+    with rasterio.open(result.run_dir / "predictions" / "scene.tif") as p:
+        assert p.shape == (320, 320)  # predicted at half scale, written at the source's

@@ -32,10 +32,11 @@ def open_session(cfg, *, points_file=None):
     session = AnnotationSession(dataset, data=cfg.data, points_file=points_file)
     settings = cfg.pseudo_label_settings()
     if cfg.dataset == "rasters":
-        if not cfg.image_size:
-            raise ValueError("the rasters dataset needs image_size: the training window side")
         engine = RasterPreviewEngine(
-            session, dataset, settings, window=cfg.image_size, split_seed=cfg.split_seed
+            session, dataset, settings, window=cfg.window_size or 256, split_seed=cfg.split_seed
         )
         return session, engine
-    return session, PreviewEngine(session, settings, cfg.image_size)
+    area = cfg.superpixel_area
+    if area is None and cfg.mode == "window":  # training's default: n_segments per window
+        area = (cfg.window_size or 0) ** 2 / float(cfg.scale) ** 2 / cfg.n_segments
+    return session, PreviewEngine(session, settings, cfg.resize_size, superpixel_area=area)

@@ -432,7 +432,7 @@ class PageModel:
                 data = reader.region(rows, cols)
                 invalid = reader.invalid((r0, r1), (c0, c1))
             image = np.moveaxis(data, 0, -1)
-            native = replace(spec, image_size=None)
+            native = replace(spec, image_size=None, window=None)
             with self._infer, torch.no_grad():
                 logits = predict_logits(model, native, image, where=name)
                 p = torch.softmax(logits.float(), dim=0)[:, m:-m, m:-m].cpu().numpy()

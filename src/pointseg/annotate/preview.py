@@ -21,7 +21,7 @@ from PIL import Image
 from pointseg.constants import IGNORE_INDEX
 from pointseg.labels import PseudoLabelSettings
 from pointseg.superpixels.evaluation import boundary_map
-from pointseg.training.data import training_view
+from pointseg.training.data import area_settings, training_view
 from pointseg.viz.colors import display_image
 
 __all__ = ["LRU", "PreviewEngine", "boundaries_png", "encode_png", "labels_png"]
@@ -100,15 +100,25 @@ class PreviewEngine:
         The superpixel and propagation settings of training.
     image_size : int or None
         The training grid (square side, or None for native size).
+    superpixel_area : float, optional
+        Superpixel area in native pixels² (training's ``--superpixel-area``, or the window
+        default): each image gets its own count, as training gives it.
     """
 
     #: How the page draws previews: one image ("single") or tiles ("tiled").
     mode = "single"
 
-    def __init__(self, session: Any, settings: PseudoLabelSettings, image_size: int | None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        settings: PseudoLabelSettings,
+        image_size: int | None,
+        superpixel_area: float | None = None,
+    ) -> None:
         self.session = session
         self.settings = settings
         self.image_size = image_size
+        self.superpixel_area = superpixel_area
         self._images = LRU(4)  # name -> image as training reads it
         self._display = LRU(16)  # (name, level) -> display RGB array
         self._segments = LRU(16)  # name -> (training view, superpixel levels)
@@ -151,10 +161,12 @@ class PreviewEngine:
 
     def _view(self, name: str) -> tuple[np.ndarray, list[np.ndarray]]:
         def load() -> tuple[np.ndarray, list[np.ndarray]]:
-            view, _ = training_view(
-                self.image(name), np.zeros((0, 3), np.int64), image_size=self.image_size
-            )
-            return view, self.settings.segments(view)
+            image = self.image(name)
+            view, _ = training_view(image, np.zeros((0, 3), np.int64), image_size=self.image_size)
+            settings = self.settings
+            if self.superpixel_area:
+                settings = area_settings(settings, image.shape[:2], self.superpixel_area)
+            return view, settings.segments(view)
 
         return self._segments.get(name, load)
 

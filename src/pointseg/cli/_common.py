@@ -216,8 +216,6 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
             value = {**cfg.dataset_options, **dict(value)}
         elif name == "fractions":
             value = tuple(value)
-        elif name == "image_size":
-            value = value or None
         setattr(cfg, name, value)
     return cfg
 

@@ -17,6 +17,10 @@ DEFAULT_STRATEGY = "entropy"
 #: The settings of `pointseg train` that decide what the preview shows.
 _PREVIEW_SETTINGS = (
     "image_size",
+    "resize",
+    "window",
+    "scale",
+    "superpixel_area",
     "superpixels",
     "n_segments",
     "fill_counts",

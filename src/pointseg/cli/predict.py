@@ -31,10 +31,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bounded memory, into tiled compressed GeoTIFFs with the source CRS and transform",
     )
     g.add_argument("--tiled", action="store_true", help="tiled prediction of GeoTIFFs")
-    g.add_argument("--tile-size", type=int, default=512, help="tile side in model pixels (512)")
-    g.add_argument("--overlap", type=int, help="overlap of tiles (default tile size / 8)")
+    g.add_argument(
+        "--tile-size",
+        type=int,
+        help="tile side in model pixels (default: 1024 for models trained on windows, else 512)",
+    )
+    g.add_argument(
+        "--overlap",
+        type=int,
+        help="overlap of tiles (default: the training window / 8, else the tile size / 8)",
+    )
     g.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (4)")
-    g.add_argument("--scale", type=float, default=1.0, help="resample factor for the model (1)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="model pixels per image pixel (default: the scale the model was trained at, "
+        "stored in model.pt; 0.5 = half resolution)",
+    )
     g.add_argument("--nodata", type=float, help="source nodata value (default: the file's)")
     g.add_argument("--probabilities", action="store_true", help="also write STEM_probs.tif")
     g.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
@@ -47,16 +60,20 @@ def _check(args: argparse.Namespace) -> None:
     if not Path(args.input).exists():
         raise FileNotFoundError(f"input {args.input} does not exist")
     check_output_dir(args.out, what="--out")
-    if args.tile_size < 16:
+    if args.tile_size is not None and args.tile_size < 16:
         raise ValueError(f"--tile-size must be >= 16, got {args.tile_size}")
-    if args.overlap is not None and not 0 <= args.overlap < args.tile_size:
+    if (
+        args.overlap is not None
+        and args.tile_size is not None
+        and not 0 <= args.overlap < args.tile_size
+    ):
         raise ValueError(
             f"--overlap must be between 0 and the tile size - 1 ({args.tile_size - 1}), "
             f"got {args.overlap}"
         )
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not args.scale > 0:
+    if args.scale is not None and not args.scale > 0:
         raise ValueError(f"--scale must be > 0, got {args.scale}")
 
 
@@ -73,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         overlays=not args.no_overlays,
         bands=args.bands,
+        scale=args.scale,
         progress=progress_wrapper(not args.quiet, "predicting"),
     )
     print(f"{len(files)} class maps -> {args.out}")
@@ -92,7 +110,18 @@ def _predict_tiled(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{source} holds no GeoTIFF (.tif, .tiff, .vrt) to predict")
     else:
         inputs = [source]
+    from pointseg.predict.tiled import default_overlap, predict_tile
+
     model, spec = open_model(args.model, device=args.device)
+    scale = args.scale if args.scale is not None else float(spec.scale or 1.0)
+    tile_size = args.tile_size or (predict_tile(spec.window) if spec.window else 512)
+    overlap = args.overlap
+    if overlap is None and spec.window:
+        overlap = min(default_overlap(spec.window), tile_size - 1)
+    if overlap is not None and not 0 <= overlap < tile_size:
+        raise ValueError(
+            f"--overlap must be between 0 and the tile size - 1 ({tile_size - 1}), got {overlap}"
+        )
     out_dir = Path(args.out)
     for path in inputs:
         summary = predict_raster(
@@ -100,13 +129,13 @@ def _predict_tiled(args: argparse.Namespace) -> int:
             spec,
             path,
             out_dir / f"{path.stem}.tif",
-            tile_size=args.tile_size,
-            overlap=args.overlap,
+            tile_size=tile_size,
+            overlap=overlap,
             batch_size=args.batch_size,
             probabilities=out_dir / f"{path.stem}_probs.tif" if args.probabilities else None,
             cog=args.cog,
             nodata=args.nodata,
-            scale=args.scale,
+            scale=scale,
             bands=args.bands,
             progress=not args.quiet,
         )

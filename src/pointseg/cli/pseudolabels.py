@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     cfg.data = args.data
-    cfg.image_size = args.image_size or None  # this command keeps the size by default
+    size = cfg.image_size or None  # this command keeps the size by default
+    cfg.image_size = None
     cfg.validate()
     settings = cfg.pseudo_label_settings()
     out_dir = check_output_dir(args.out, what="--out")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     for i in range(len(ds)):
         s = ds[i]
         image, name = s["image"], s["name"]
-        size = (cfg.image_size,) * 2 if cfg.image_size else image.shape[:2]
+        shape = (size, size) if size else image.shape[:2]
         if user is not None:
             pts = user.get(name, np.zeros((0, 3), np.int64))
         else:
@@ -85,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
                 scheme=cfg.point_scheme,
                 seed=image_seed(cfg.seed, name),
             )
-        pts = scale_points(pts, from_shape=image.shape[:2], to_shape=size)
-        pseudo = settings.label(resize_image(image, size), pts, n_classes=len(names))
+        pts = scale_points(pts, from_shape=image.shape[:2], to_shape=shape)
+        pseudo = settings.label(resize_image(image, shape), pts, n_classes=len(names))
         write_png(Path(out_dir) / f"{name}.png", pseudo, palette=colors)
-        if s.get("mask") is not None and not cfg.image_size:
+        if s.get("mask") is not None and not size:
             st = propagation_stats(pseudo, s["mask"])
             totals += [int(st["n_valid"]), int(st["n_evaluated"]), int(st["n_correct"])]
     msg = f"{len(ds)} pseudo-labels -> {out_dir}"

@@ -35,7 +35,13 @@ from PIL import Image
 from pointseg.constants import IGNORE_INDEX, LANDCOVER_CLASSES, LANDCOVER_COLORS
 from pointseg.io.atomic import atomic_open, remove_stale_temp_files, write_bytes_atomic
 
-__all__ = ["GENERATOR_VERSION", "generate_scene", "make_synthetic_dataset"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "generate_mosaic",
+    "generate_scene",
+    "make_mosaic_dataset",
+    "make_synthetic_dataset",
+]
 
 #: Bumped whenever the scenes a seed produces change; stored in ``synthetic.yaml``.
 GENERATOR_VERSION: int = 1
@@ -809,3 +815,69 @@ def _matches(root: Path, manifest: dict[str, Any]) -> bool:
         for sub in ("images", "masks")
         for i in range(manifest["n_images"])
     )
+
+
+def generate_mosaic(
+    *, seed: int, shape: tuple[int, int], tile: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """A scene of any size and aspect at one ground resolution: a mosaic of ``tile`` scenes.
+
+    :func:`generate_scene` scales its shapes with its size; a mosaic of fixed-size scenes
+    keeps buildings, roads and fields the same size in pixels whatever the image's shape, as
+    aerial images of one sensor are.
+
+    Parameters
+    ----------
+    seed : int
+    shape : (height, width)
+        Any size >= 1 pixel on each side.
+    tile : int
+        Side of the scenes the mosaic is cut from (>= 32).
+
+    Returns
+    -------
+    image : ndarray of uint8, shape (height, width, 3)
+    mask : ndarray of uint8, shape (height, width)
+    """
+    seed = _check_seed(seed)
+    tile = _check_size(tile)
+    h, w = (int(v) for v in shape)
+    if h < 1 or w < 1:
+        raise ValueError(f"shape must be positive (height, width), got {shape}")
+    rows, cols = -(-h // tile), -(-w // tile)
+    image = np.zeros((rows * tile, cols * tile, 3), np.uint8)
+    mask = np.zeros((rows * tile, cols * tile), np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            img, m = generate_scene(seed=_scene_seed(seed, r * cols + c), size=tile)
+            image[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = img
+            mask[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = m
+    return np.ascontiguousarray(image[:h, :w]), np.ascontiguousarray(mask[:h, :w])
+
+
+def make_mosaic_dataset(
+    root: str | os.PathLike[str],
+    *,
+    shapes: list[tuple[int, int]],
+    tile: int = 256,
+    seed: int = 0,
+) -> Path:
+    """Write a folder dataset of mosaics of the given (height, width) shapes.
+
+    Images ``root/images/mosaic_NNNN.png`` (RGB), masks ``root/masks/mosaic_NNNN.png`` and
+    the class file, as :func:`make_synthetic_dataset`; image ``i`` is
+    :func:`generate_mosaic` with a seed derived from ``(seed, i)``. Files are written
+    atomically; existing mosaics of the same names are replaced.
+    """
+    if not shapes:
+        raise ValueError("shapes is empty: give at least one (height, width)")
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(root / _CLASSES_FILE, _classes_yaml().encode())
+    for i, shape in enumerate(shapes):
+        image, mask = generate_mosaic(seed=_scene_seed(seed, i), shape=shape, tile=tile)
+        name = f"mosaic_{i:04d}.png"
+        _atomic_save_png(root / "images" / name, image, "RGB")
+        _atomic_save_png(root / "masks" / name, mask, "L")
+    return root

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize_image", "resize_labels", "scale_points"]
+__all__ = ["letterbox_shape", "resize_image", "resize_labels", "scale_points"]
 
 
 def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
@@ -53,3 +53,13 @@ def scale_points(
     out[:, 0] = np.minimum(((points[:, 0] + 0.5) * w1 / w0).astype(np.int64), w1 - 1)
     out[:, 1] = np.minimum(((points[:, 1] + 0.5) * h1 / h0).astype(np.int64), h1 - 1)
     return out
+
+
+def letterbox_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """(h, w) of an image of ``shape`` scaled to fit a ``size`` square, aspect kept.
+
+    The letterboxed image sits at the top-left corner of the square; the rest is padding.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    f = size / max(h, w)
+    return max(1, min(size, round(h * f))), max(1, min(size, round(w * f)))

@@ -260,7 +260,7 @@ def run_annotation_loop(
             points,
             settings,
             loop,
-            image_size=cfg.image_size,
+            image_size=cfg.resize_size,
             n_classes=len(names),
             seed=cfg.seed * 1000 + r,
             segments_cache=segments_cache,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RasterWindows", "read_errors", "reflect_indices"]
+__all__ = ["ArrayWindows", "RasterWindows", "read_errors", "reflect_indices"]
 
 
 def reflect_indices(index: np.ndarray, n: int) -> np.ndarray:
@@ -136,3 +136,39 @@ class RasterWindows:
             else:
                 invalid |= (data == self.override).all(axis=0)
         return invalid
+
+
+class ArrayWindows:
+    """The window reader interface of :class:`RasterWindows` over an image held in memory.
+
+    Lets the block-wise pseudo-labelling of rasters (:func:`pointseg.labels.raster.label_block`)
+    run on a decoded PNG/JPEG/TIFF, so every image is labelled the same way whatever its
+    format.
+
+    Parameters
+    ----------
+    image : np.ndarray, shape (H, W, C)
+    valid : np.ndarray of bool, shape (H, W), optional
+        False at nodata pixels.
+    """
+
+    def __init__(self, image: np.ndarray, valid: np.ndarray | None = None) -> None:
+        if image.ndim != 3:
+            raise ValueError(f"expected an (H, W, C) image, got shape {image.shape}")
+        self.image = image
+        self.valid = valid
+        self.height, self.width = image.shape[:2]
+        self.floating = bool(np.issubdtype(image.dtype, np.floating))
+
+    def region(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """Pixels ``[r0, r1) x [c0, c1)`` (reflected beyond the image), shape (bands, h, w)."""
+        iy = reflect_indices(np.arange(*rows), self.height)
+        ix = reflect_indices(np.arange(*cols), self.width)
+        return np.moveaxis(self.image[iy[:, None], ix[None, :]], -1, 0)
+
+    def invalid(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray | None:
+        """Nodata pixels of ``[r0, r1) x [c0, c1)`` (inside the image); None when none."""
+        if self.valid is None:
+            return None
+        (r0, r1), (c0, c1) = rows, cols
+        return ~self.valid[r0:r1, c0:c1]

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,13 @@ from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.labels.propagation import PSEUDO_LABEL_VERSION
 from pointseg.labels.settings import PseudoLabelSettings
 
-__all__ = ["label_block", "label_block_size", "pseudo_label_raster", "raster_label_key"]
+__all__ = [
+    "label_block",
+    "label_block_size",
+    "label_blocks",
+    "pseudo_label_raster",
+    "raster_label_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +132,50 @@ def label_block(
     if invalid is not None:
         labels[invalid] = IGNORE_INDEX
     return labels, valid, bool(inside.any())
+
+
+def label_blocks(
+    reader: Any,
+    points: np.ndarray,
+    *,
+    block_size: int,
+    margin: int,
+    n_classes: int,
+    pixels_per_segment: float,
+    fill_pixels_per_segment: Sequence[float] = (),
+    method: str = "hers",
+    seed: int = 0,
+    levels_cache: Any = None,
+    **method_options: Any,
+) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, int, bool]]:
+    """:func:`label_block` over the grid of ``block_size`` blocks (rounded up to 256), row-major.
+
+    Yields
+    ------
+    core : (r0, r1, c0, c1)
+    labels, valid, segmented
+        As :func:`label_block` returns them.
+    """
+    block = label_block_size(block_size)
+    for r0 in range(0, reader.height, block):
+        for c0 in range(0, reader.width, block):
+            core = (r0, min(r0 + block, reader.height), c0, min(c0 + block, reader.width))
+            yield (
+                core,
+                *label_block(
+                    reader,
+                    points,
+                    core,
+                    margin=margin,
+                    n_classes=n_classes,
+                    pixels_per_segment=pixels_per_segment,
+                    fill_pixels_per_segment=fill_pixels_per_segment,
+                    method=method,
+                    seed=seed,
+                    levels_cache=levels_cache,
+                    **method_options,
+                ),
+            )
 
 
 def raster_label_key(
@@ -272,27 +322,25 @@ def pseudo_label_raster(
                 "BIGTIFF": "IF_SAFER",
             }
             block = label_block_size(block_size)
-            grid = [(r, c) for r in range(0, height, block) for c in range(0, width, block)]
-            items: Any = grid
+            n_grid = -(-height // block) * -(-width // block)
+            items: Any = label_blocks(
+                reader,
+                pts,
+                block_size=block,
+                margin=margin,
+                n_classes=n_classes,
+                pixels_per_segment=pixels_per_segment,
+                fill_pixels_per_segment=fills,
+                method=method,
+                seed=seed,
+                **method_options,
+            )
             if progress:
                 from tqdm.auto import tqdm
 
-                items = tqdm(grid, desc=f"pseudo-labels {source.name}", unit="block")
+                items = tqdm(items, total=n_grid, desc=f"pseudo-labels {source.name}", unit="block")
             with atomic_write(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-                for r0, c0 in items:
-                    r1, c1 = min(r0 + block, height), min(c0 + block, width)
-                    labels, valid, segmented = label_block(
-                        reader,
-                        pts,
-                        (r0, r1, c0, c1),
-                        margin=margin,
-                        n_classes=n_classes,
-                        pixels_per_segment=pixels_per_segment,
-                        fill_pixels_per_segment=fills,
-                        method=method,
-                        seed=seed,
-                        **method_options,
-                    )
+                for (r0, r1, c0, c1), labels, valid, segmented in items:
                     n_valid += valid
                     n_blocks += segmented
                     n_labelled += int((labels != IGNORE_INDEX).sum())
@@ -305,7 +353,7 @@ def pseudo_label_raster(
         source.name,
         len(pts),
         n_blocks,
-        len(grid),
+        n_grid,
         100 * n_labelled / max(n_valid, 1),
         seconds,
     )
@@ -317,7 +365,7 @@ def pseudo_label_raster(
         "labelled_pixels": n_labelled,
         "valid_pixels": n_valid,
         "seconds": round(seconds, 3),
-        "grid_blocks": len(grid),
+        "grid_blocks": n_grid,
         "block_size": block,
         "margin": margin,
     }

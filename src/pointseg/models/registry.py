@@ -354,7 +354,13 @@ register_model("smp_deeplabv3plus")(_smp_model("DeepLabV3Plus"))
 
 @dataclass
 class ModelSpec:
-    """Everything needed to rebuild a trained model and run it on new images."""
+    """Everything needed to rebuild a trained model and run it on new images.
+
+    Geometry: a model trained on windows (``window`` set) runs in overlapping tiles at
+    ``scale`` (model pixels per source pixel) over images of any size; a model trained on
+    whole resized images (``image_size`` set) sees each image resized to that square
+    (``resize_mode``: ``squash`` or ``letterbox``); neither: the image as it is.
+    """
 
     name: str
     num_classes: int
@@ -368,6 +374,8 @@ class ModelSpec:
     scale: float = 1.0
     image_size: int | None = None
     bands: list[int] | None = None
+    window: int | None = None
+    resize_mode: str = "squash"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from pointseg.io.atomic import remove_stale_temp_files
@@ -49,6 +50,7 @@ def predict_folder(
     device: str | None = "auto",
     overlays: bool = True,
     bands: Sequence[int] | None = None,
+    scale: float | None = None,
     progress: Callable[[Iterable[Path]], Iterable[Path]] | None = None,
 ) -> list[Path]:
     """Write a class map for every image.
@@ -64,6 +66,10 @@ def predict_folder(
         Zero-based bands of the inputs to feed the model (``--bands``), numbered as in the
         files (alpha bands included). Default: the bands the model was trained on
         (``spec.bands``), else every band but alpha bands.
+    scale : float, optional
+        Model pixels per image pixel for a model trained on windows (default: its training
+        ``spec.scale``); such a model runs in overlapping tiles over each whole image, of any
+        size and format. Models trained on whole resized images ignore it.
 
     Raises
     ------
@@ -78,6 +84,10 @@ def predict_folder(
     """
     dev = resolve_device(device)
     model, spec = open_model(model_path, device=dev)
+    if scale is not None:
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        spec = replace(spec, scale=float(scale))
     out_dir = Path(out_dir)
     files = _inputs(source)
     colors = [tuple(c) for c in spec.class_colors]

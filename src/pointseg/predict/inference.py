@@ -213,13 +213,35 @@ def predict_logits(
     if device is None:  # a torch module's parameters, or an ONNX model's ``device``
         device = getattr(model, "device", None) or next(model.parameters()).device
     h, w = image.shape[:2]
+    if spec.window:  # trained on windows: overlapping tiles at the training scale
+        from pointseg.predict.tiled import default_overlap, predict_array, predict_tile
+
+        probs = predict_array(
+            model,
+            spec,
+            image,
+            tile_size=predict_tile(spec.window, (h, w), spec.scale),
+            overlap=default_overlap(spec.window),
+            scale=float(spec.scale),
+            where=str(where or "the image"),
+        )
+        return torch.from_numpy(probs).clamp_min(1e-12).log().to(device)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
     x = ((x - mean) / std).to(device)
-    if spec.image_size and (h, w) != (spec.image_size, spec.image_size):
-        x = F.interpolate(x, size=(spec.image_size,) * 2, mode="bilinear", antialias=True)
-    logits = model(x)
+    if spec.image_size and getattr(spec, "resize_mode", "squash") == "letterbox":
+        from pointseg.data.transforms import letterbox_shape
+
+        lh, lw = letterbox_shape((h, w), spec.image_size)
+        box = ((-mean / std).to(device)).expand(1, -1, spec.image_size, spec.image_size).clone()
+        box[..., :lh, :lw] = F.interpolate(x, size=(lh, lw), mode="bilinear", antialias=True)
+        x = box  # padded with source zeros, as training letterboxes
+        logits = model(x)[..., :lh, :lw]
+    else:
+        if spec.image_size and (h, w) != (spec.image_size, spec.image_size):
+            x = F.interpolate(x, size=(spec.image_size,) * 2, mode="bilinear", antialias=True)
+        logits = model(x)
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
     return logits[0]

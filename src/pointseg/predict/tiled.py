@@ -84,10 +84,12 @@ __all__ = [
     "GDAL_CACHE_MB",
     "NODATA_LABEL",
     "OUTPUT_BLOCK",
+    "PREDICT_TILE",
     "blend_window",
     "default_overlap",
     "predict_array",
     "predict_raster",
+    "predict_tile",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,28 @@ def default_overlap(tile_size: int) -> int:
     ``(8 / 7) ** 2 ≈ 1.31`` tile evaluations.
     """
     return tile_size // 8
+
+
+#: Largest default prediction tile of window-trained models, in model pixels: with their
+#: overlap of ``window // 8`` (32 px for 256-px windows), over 85 % of each tile's pixels are
+#: new, so the tiling costs little against the bare model (see benchmarks/predict_tiles.py).
+PREDICT_TILE = 1024
+
+
+def predict_tile(
+    window: int | None, shape: tuple[int, int] | None = None, scale: float = 1.0
+) -> int:
+    """Default tile side (model pixels) for a model trained on ``window``-pixel windows.
+
+    :data:`PREDICT_TILE`, at least the window, and no larger than the image at ``scale``
+    (plus the overlap, rounded up to 32) so that a small image is one tile, not mostly
+    reflection.
+    """
+    tile = max(PREDICT_TILE, int(window or 0))
+    if shape is not None:
+        extent = max(shape) * float(scale) + default_overlap(int(window or tile))
+        tile = min(tile, max(int(window or 0), 32 * math.ceil(extent / 32)))
+    return max(tile, 1)
 
 
 def blend_window(size: int, overlap: int) -> np.ndarray:

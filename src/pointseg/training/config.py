@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,16 @@ from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import write_text_atomic
 from pointseg.labels.settings import PseudoLabelSettings
 
-__all__ = ["SETTING_HELP", "TrainConfig"]
+__all__ = ["DEFAULT_RESIZE", "DEFAULT_WINDOW", "RESIZE_MODES", "SETTING_HELP", "TrainConfig"]
+
+logger = logging.getLogger(__name__)
+
+#: Square side of whole-image training when neither ``resize`` nor ``window`` is set.
+DEFAULT_RESIZE = 256
+#: Window side of the ``rasters`` dataset when ``window`` is not set.
+DEFAULT_WINDOW = 256
+#: How ``resize`` fits an image into its square.
+RESIZE_MODES = ("squash", "letterbox")
 
 
 #: One line of help per setting: the command line derives ``pointseg train``'s flags from
@@ -30,7 +40,23 @@ SETTING_HELP: dict[str, str] = {
     "fractions": "train/val/test fractions of the seeded split (0.7 0.15 0.15)",
     "split_seed": "seed of the seeded split (0)",
     "group_pattern": r"regex naming each file's group, kept in one split (e.g. 't\d+$')",
-    "image_size": "square training size (default 256; 0 keeps sizes)",
+    "image_size": "deprecated: use --resize (tile datasets) or --window (rasters)",
+    "resize": "train on whole images resized to this square side (default 256 unless "
+    "--window; 0 keeps the native size, every image the same size)",
+    "resize_mode": "how --resize fits an image: squash (default; aspect changes) or letterbox "
+    "(aspect kept, padded with ignore)",
+    "window": "train on random windows of this side (model pixels) cut at native resolution "
+    "(times --scale) from images of any size, instead of resizing whole images",
+    "scale": "resample every image by this factor before windowing, e.g. 0.5 = half the "
+    "resolution (default 1: native); prediction runs at the same scale",
+    "superpixel_area": "mean superpixel area in native pixels^2 (windows: default "
+    "(window/scale)^2 / n_segments; whole images: overrides n_segments per image)",
+    "windows_per_epoch": "training windows drawn per epoch (default: the training images' "
+    "area at --scale in windows)",
+    "val_every": "validate every N epochs (1); whole-image validation can be costly",
+    "max_val_images": "validate on at most this many images of the validation split (seeded "
+    "subset; default all)",
+    "window_cache_mb": "memory for decoded images while reading windows (default 256 MiB)",
     "bands": "zero-based band indices to use, e.g. 0,1,2,3 (default: every band)",
     "supervision": "points (default) or full",
     "points_file": "point labels: CSV/GeoJSON in pixel coordinates, or map coordinates with "
@@ -74,11 +100,20 @@ class TrainConfig:
     ``landcoverai``, ``oxford_pet``, ...; see :func:`pointseg.data.list_datasets`) with its
     ``dataset_options``, ``classes`` (folder datasets: class file or preset; default
     ``data/classes.yaml``), ``remap`` (class mapping file or preset), ``split_file`` or the
-    dataset's own split or (``fractions``, ``split_seed``, ``group_pattern``), ``image_size``
-    (square resize; None keeps the size), ``bands``. With ``dataset="rasters"``, ``data`` is a
-    GeoTIFF (or a folder of them) of any size trained on in windows of ``image_size`` pixels
-    from ``points_file`` (see :mod:`pointseg.training.windows`); ``n_segments`` then counts
-    superpixels per window.
+    dataset's own split or (``fractions``, ``split_seed``, ``group_pattern``), ``bands``.
+
+    Geometry (:attr:`mode`): ``window`` trains on random ``window``-pixel windows cut from
+    every image at its native resolution times ``scale`` (the same factor for every image,
+    whatever its size or aspect), read from disk per window (``windows_per_epoch`` per epoch,
+    ``window_cache_mb`` of decoded images kept), validated on whole validation images in
+    tiles (``val_every`` epochs, ``max_val_images``); ``resize`` trains on whole images
+    resized to one square (``resize_mode`` ``squash`` or ``letterbox``; ``0`` keeps equal
+    native sizes), as for object-centric photos; without either, ``resize=256``. With
+    ``dataset="rasters"``, ``data`` is a GeoTIFF (or a folder of them) of any size, always
+    trained on in windows (default 256) from ``points_file`` (see
+    :mod:`pointseg.training.windows`). ``superpixel_area`` sets the superpixel density in
+    native pixels² (default in windows: ``n_segments`` per window). The deprecated
+    ``image_size`` maps to ``resize`` (tile datasets) or ``window`` (rasters).
 
     Supervision: ``supervision`` = ``points`` (superpixel pseudo-labels from query points) or
     ``full`` (dense masks, the upper bound); ``points_file`` or simulated points ``n_points``
@@ -105,7 +140,16 @@ class TrainConfig:
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
     group_pattern: str | None = None
-    image_size: int | None = 256
+    image_size: int | None = None
+    resize: int | None = None
+    resize_mode: str = "squash"
+    window: int | None = None
+    scale: float = 1.0
+    superpixel_area: float | None = None
+    windows_per_epoch: int | None = None
+    val_every: int = 1
+    max_val_images: int | None = None
+    window_cache_mb: float = 256.0
     bands: list[int] | None = None
     supervision: str = "points"
     points_file: str | None = None
@@ -169,11 +213,90 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_points < 1 and self.points_file is None and self.supervision == "points":
             raise ValueError(f"n_points must be >= 1, got {self.n_points}")
-        if self.image_size is not None and self.image_size < 16:
-            raise ValueError(f"image_size must be >= 16 (or None), got {self.image_size}")
+        self.resolve_legacy()
+        self._validate_geometry()
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self._validate_more()
+
+    def resolve_legacy(self) -> None:
+        """Map a deprecated ``image_size`` onto ``resize`` (tile datasets) or ``window``."""
+        if self.image_size is None:
+            return
+        size = int(self.image_size)
+        if self.dataset == "rasters":
+            self.window = self.window if self.window is not None else size
+            target = f"window: {self.window}"
+        elif self.window is None and self.resize is None:
+            self.resize = size
+            target = f"resize: {size}" + (" (native size)" if size == 0 else "")
+        else:
+            target = "nothing (resize or window is set)"
+        logger.warning("the setting image_size: %d is deprecated; read as %s", size, target)
+        self.image_size = None
+
+    @property
+    def mode(self) -> str:
+        """``window`` (windows at native resolution x ``scale``), ``resize`` or ``native``.
+
+        ``native``: whole images at their own size (``resize: 0``; all the same size).
+        """
+        self.resolve_legacy()
+        if self.dataset == "rasters" or self.window is not None:
+            return "window"
+        if self.resize == 0:
+            return "native"
+        return "resize"
+
+    @property
+    def resize_size(self) -> int | None:
+        """The square side whole images are resized to (None in window and native modes)."""
+        if self.mode != "resize":
+            return None
+        return int(self.resize) if self.resize else DEFAULT_RESIZE
+
+    @property
+    def window_size(self) -> int | None:
+        """The training window side (None unless :attr:`mode` is ``window``)."""
+        if self.mode != "window":
+            return None
+        return int(self.window) if self.window else DEFAULT_WINDOW
+
+    def _validate_geometry(self) -> None:
+        if self.window is not None and self.resize is not None:
+            raise ValueError(
+                f"window ({self.window}) and resize ({self.resize}) exclude each other: train "
+                "on windows at native resolution, or on whole resized images"
+            )
+        if self.dataset == "rasters" and self.resize is not None:
+            raise ValueError("the rasters dataset trains on windows: use window, not resize")
+        if self.window is not None and int(self.window) < 16:
+            raise ValueError(f"window must be >= 16 pixels, got {self.window}")
+        if self.resize is not None and int(self.resize) != 0 and int(self.resize) < 16:
+            raise ValueError(f"resize must be >= 16 pixels (or 0: native), got {self.resize}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(
+                f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}"
+            )
+        try:
+            scale = float(self.scale)
+        except (TypeError, ValueError):
+            raise ValueError(f"scale must be a number such as 0.5, got {self.scale!r}") from None
+        if not (0 < scale <= 8) or scale != scale:
+            raise ValueError(f"scale must be in (0, 8], e.g. 0.5 for half resolution, got {scale}")
+        if scale != 1 and self.mode != "window":
+            raise ValueError(
+                f"scale {scale} applies to windows: set window (e.g. --window 512), or resize "
+                "whole images with resize"
+            )
+        if self.superpixel_area is not None and not float(self.superpixel_area) > 0:
+            raise ValueError(f"superpixel_area must be > 0 pixels², got {self.superpixel_area}")
+        for name in ("windows_per_epoch", "val_every", "max_val_images"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not float(self.window_cache_mb) > 0:
+            raise ValueError(f"window_cache_mb must be > 0, got {self.window_cache_mb}")
 
     def _validate_more(self) -> None:
         from pointseg.io.outputs import check_input_file, check_output_dir
@@ -280,7 +403,16 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; valid ones: {sorted(known)}")
+        data = dict(data)
+        if (
+            "image_size" in data
+            and data["image_size"] is None
+            and "resize" not in data
+            and "window" not in data
+        ):
+            data["image_size"] = 0  # an old file's explicit null kept the native size
         cfg = cls(**data)
+        cfg.resolve_legacy()
         cfg.fractions = tuple(cfg.fractions)  # type: ignore[assignment]
         return cfg
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,17 +19,20 @@ from torch.utils.data import Dataset
 from pointseg.constants import IGNORE_INDEX
 from pointseg.data.base import RecordDataset
 from pointseg.data.classes import ClassMap
-from pointseg.data.transforms import resize_image, resize_labels, scale_points
+from pointseg.data.transforms import letterbox_shape, resize_image, resize_labels, scale_points
 from pointseg.labels import PseudoLabelCache, PseudoLabelSettings, propagation_stats
 from pointseg.points import image_seed, points_to_mask, sample_points
 
 __all__ = [
+    "BandMoments",
     "PreparedSplit",
     "SegmentationArrayDataset",
+    "area_settings",
     "band_statistics",
     "flip_rotate",
     "prepare_split",
     "training_view",
+    "view_labels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,7 +71,7 @@ class PreparedSplit:
 
 
 def training_view(
-    image: np.ndarray, points: np.ndarray, *, image_size: int | None
+    image: np.ndarray, points: np.ndarray, *, image_size: int | None, mode: str = "squash"
 ) -> tuple[np.ndarray, np.ndarray]:
     """An image and its points on the training grid (square ``image_size``, or native).
 
@@ -82,6 +85,9 @@ def training_view(
         x, y, class in source pixels.
     image_size : int or None
         Square side to resize to (images bilinear); None keeps the size.
+    mode : {"squash", "letterbox"}
+        ``squash`` stretches the image to the square; ``letterbox`` keeps its aspect
+        (:func:`pointseg.data.transforms.letterbox_shape`, top-left) and pads with zeros.
 
     Returns
     -------
@@ -89,9 +95,49 @@ def training_view(
     points : np.ndarray, shape (N, 3), int64
     """
     src_shape = image.shape[:2]
-    size = (image_size, image_size) if image_size else src_shape
+    size = _view_shape(src_shape, image_size, mode)
     pts = np.asarray(points, np.int64).reshape(-1, 3)
-    return resize_image(image, size), scale_points(pts, from_shape=src_shape, to_shape=size)
+    view = resize_image(image, size)
+    if image_size and mode == "letterbox":
+        box = np.zeros((image_size, image_size, image.shape[2]), image.dtype)
+        box[: size[0], : size[1]] = view
+        view = box
+    return view, scale_points(pts, from_shape=src_shape, to_shape=size)
+
+
+def _view_shape(src_shape: tuple[int, ...], image_size: int | None, mode: str) -> tuple[int, int]:
+    """The shape the image content takes on the training grid."""
+    if not image_size:
+        return int(src_shape[0]), int(src_shape[1])
+    if mode == "letterbox":
+        return letterbox_shape((src_shape[0], src_shape[1]), image_size)
+    if mode != "squash":
+        raise ValueError(f"resize mode must be 'squash' or 'letterbox', got {mode!r}")
+    return image_size, image_size
+
+
+def view_labels(labels: np.ndarray, *, image_size: int | None, mode: str = "squash") -> np.ndarray:
+    """A label map on the training grid of :func:`training_view` (nearest; padding ignored)."""
+    size = _view_shape(labels.shape, image_size, mode)
+    out = resize_labels(labels, size)
+    if image_size and mode == "letterbox":
+        box = np.full((image_size, image_size), IGNORE_INDEX, np.uint8)
+        box[: size[0], : size[1]] = out
+        out = box
+    return out
+
+
+def area_settings(
+    pseudo: PseudoLabelSettings, shape: tuple[int, int], superpixel_area: float
+) -> PseudoLabelSettings:
+    """``pseudo`` with ``n_segments`` set so superpixels cover ``superpixel_area`` px² each.
+
+    ``shape`` is the image's native (height, width); fill counts keep their ratio to
+    ``n_segments``.
+    """
+    n = max(2, round(shape[0] * shape[1] / float(superpixel_area)))
+    fills = {max(1, round(c * n / pseudo.n_segments)) for c in pseudo.fill_counts}
+    return replace(pseudo, n_segments=n, fill_counts=tuple(c for c in fills if c < n))
 
 
 def source_pixel(
@@ -122,6 +168,8 @@ def prepare_split(
     target: str,
     image_size: int | None,
     n_classes: int,
+    resize_mode: str = "squash",
+    superpixel_area: float | None = None,
     points: Mapping[str, np.ndarray] | None = None,
     n_points: int = 50,
     point_scheme: str = "per_class",
@@ -144,6 +192,12 @@ def prepare_split(
         every image must have the same size.
     n_classes : int
         Number of classes.
+    resize_mode : {"squash", "letterbox"}
+        How images fit the square (:func:`training_view`).
+    superpixel_area : float, optional
+        Superpixel area in native pixels²: each image gets ``H * W / superpixel_area``
+        superpixels (so one click spreads over the same ground area on every image) instead of
+        ``pseudo.n_segments``.
     points : mapping stem -> (n, 3) array, optional
         User points in source pixel coordinates. Without it, points are sampled from the masks
         with ``n_points``/``point_scheme`` (seeded per image by ``seed`` and the image name).
@@ -178,13 +232,14 @@ def prepare_split(
         name, image = sample["name"], sample["image"]
         src_shape = image.shape[:2]
         size = (image_size, image_size) if image_size else src_shape
+        view = {"image_size": image_size, "mode": resize_mode}
         if shape0 is None:
             shape0 = image.shape[2:]
         if image.shape[2:] != shape0:
             raise ValueError(f"image {name!r} has {image.shape[2]} bands, others {shape0[0]}")
-        img, _ = training_view(image, np.zeros((0, 3), np.int64), image_size=image_size)
+        img, _ = training_view(image, np.zeros((0, 3), np.int64), **view)
         mask = sample.get("mask")
-        mask_small = resize_labels(mask, size) if mask is not None else None
+        mask_small = view_labels(mask, **view) if mask is not None else None
         if target == "full":
             if mask is None:
                 raise ValueError(f"image {name!r} has no mask; full supervision needs masks")
@@ -199,11 +254,18 @@ def prepare_split(
                 )
             else:
                 raise ValueError(f"image {name!r} has neither a mask nor points in the point file")
-            _, pts = training_view(image, pts_src, image_size=image_size)
+            _, pts = training_view(image, pts_src, **view)
             if target == "points":
                 tgt = points_to_mask(pts, shape=size)
             else:
-                tgt = pseudo.label(img, pts, n_classes=n_classes, cache=cache)
+                settings = pseudo
+                if superpixel_area:
+                    settings = area_settings(pseudo, src_shape, superpixel_area)
+                tgt = settings.label(img, pts, n_classes=n_classes, cache=cache)
+                if resize_mode == "letterbox" and image_size:
+                    tgt = np.where(
+                        view_labels(np.zeros(src_shape, np.uint8), **view) == 0, tgt, IGNORE_INDEX
+                    ).astype(np.uint8)
             if mask_small is not None and target == "pseudo":
                 st = propagation_stats(tgt, mask_small)
                 n_valid += int(st["n_valid"])
@@ -256,6 +318,29 @@ def flip_rotate(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     return image, mask
 
 
+class BandMoments:
+    """Running per-band sums for a mean and standard deviation (float64, weighted)."""
+
+    def __init__(self, n_bands: int) -> None:
+        self.total = np.zeros(n_bands)
+        self.total_sq = np.zeros(n_bands)
+        self.count = 0.0
+
+    def add(self, pixels: np.ndarray, weight: float = 1.0) -> None:
+        """Add ``pixels`` of shape (n, bands), each counting ``weight`` times."""
+        px = np.asarray(pixels, np.float64)
+        self.total += px.sum(axis=0) * weight
+        self.total_sq += np.square(px).sum(axis=0) * weight
+        self.count += len(px) * weight
+
+    def result(self) -> tuple[list[float], list[float]]:
+        """Mean and standard deviation per band (a constant band gets std 1)."""
+        mean = self.total / max(self.count, 1)
+        std = np.sqrt(np.maximum(self.total_sq / max(self.count, 1) - np.square(mean), 0.0))
+        std[std < 1e-6] = 1.0
+        return mean.tolist(), std.tolist()
+
+
 def band_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-band mean and standard deviation of (N, H, W, C) images.
 
@@ -263,20 +348,11 @@ def band_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
     copy however large the split is.
     """
     n_bands = images.shape[-1]
-    total = np.zeros(n_bands)
-    total_sq = np.zeros(n_bands)
-    count = 0
+    moments = BandMoments(n_bands)
     step = max(1, (1 << 24) // max(1, int(np.prod(images.shape[1:]))))
     for i in range(0, len(images), step):
-        flat = images[i : i + step].reshape(-1, n_bands).astype(np.float64)
-        total += flat.sum(axis=0)
-        total_sq += np.square(flat).sum(axis=0)
-        count += len(flat)
-    mean = total / max(count, 1)
-    var = np.maximum(total_sq / max(count, 1) - np.square(mean), 0.0)
-    std = np.sqrt(var)
-    std[std < 1e-6] = 1.0
-    return mean.tolist(), std.tolist()
+        moments.add(images[i : i + step].reshape(-1, n_bands))
+    return moments.result()
 
 
 class SegmentationArrayDataset(Dataset):

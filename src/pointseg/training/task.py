@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from pointseg.losses import get_loss
@@ -70,6 +71,8 @@ class SegmentationTask(L.LightningModule):
             background=background,
         )
         self.last_val_metrics: dict[str, Any] = {}
+        #: ``(model, image) -> (C, H, W) probabilities`` for whole-image validation batches
+        self.whole_image: Any = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -86,6 +89,13 @@ class SegmentationTask(L.LightningModule):
         self.val_confusion.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if batch.get("whole"):  # one whole image, predicted in tiles at the training scale
+            if self.whole_image is None:
+                raise RuntimeError("whole-image validation needs task.whole_image set")
+            probs = self.whole_image(self.model, batch["image"])
+            target = torch.as_tensor(np.asarray(batch["mask"]), dtype=torch.long)
+            self.val_confusion.update(torch.from_numpy(probs.argmax(0)), target)
+            return
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(logits))
@@ -108,4 +118,8 @@ class SegmentationTask(L.LightningModule):
             factor=self.hparams.plateau_factor,
             patience=self.hparams.plateau_patience,
         )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_miou"}}
+        # strict=False: with validation every N epochs the metric is missing in between
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": "val_miou", "strict": False},
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -173,6 +175,12 @@ def _train_in(
         if splits is not None:
             raise ValueError("prepared splits cannot be given to a run on the rasters dataset")
         return _run_raster_training(cfg, run_dir, callbacks, t0)
+    if cfg.mode == "window":
+        if splits is not None:
+            raise ValueError("prepared splits cannot be given to a run on windows")
+        return _run_window_training(cfg, run_dir, callbacks, progress, t0)
+
+    from pointseg.predict.evaluate import evaluate_dataset
 
     if splits is None:
         splits = prepare_splits(cfg, progress=progress)
@@ -182,7 +190,7 @@ def _train_in(
         class_map = cfg.open_dataset("train").class_map
 
     mean, std = band_statistics(train.images)
-    spec = _model_spec(cfg, class_map, train.images.shape[-1], mean, std, cfg.image_size)
+    spec = _model_spec(cfg, class_map, train.images.shape[-1], mean, std, cfg.resize_size)
     train_ds = SegmentationArrayDataset(train, mean=mean, std=std, augment=True)
     val_ds = SegmentationArrayDataset(val, mean=mean, std=std, use_masks=True)
     task, trainer, best = _fit(
@@ -197,7 +205,16 @@ def _train_in(
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
         split = splits.get(name)
-        if split is not None and len(split.names):
+        if split is None or not len(split.names):
+            continue
+        ds = cfg.open_dataset(name, require_masks=False)
+        if (
+            split.masks is not None
+            and ds.names == split.names
+            and all(r.mask is not None for r in ds.records)
+        ):  # one confusion matrix at native resolution, as pointseg evaluate scores
+            metrics[name] = evaluate_dataset(task.model, spec, ds, device=device)
+        else:  # the split's clicks on the training grid
             metrics[name] = evaluate_prepared(
                 task.model, split, spec, device=device, batch_size=cfg.batch_size
             )
@@ -224,6 +241,9 @@ def _model_spec(
         std=std,
         image_size=image_size,
         bands=cfg.bands,
+        scale=float(cfg.scale),
+        window=cfg.window_size,
+        resize_mode=cfg.resize_mode,
     )
 
 
@@ -234,6 +254,8 @@ def _fit(
     val_loader: DataLoader,
     run_dir: Path,
     callbacks: Sequence[L.Callback],
+    *,
+    whole_image: Any = None,
 ) -> tuple[SegmentationTask, L.Trainer, float]:
     """Lightning fit with checkpoints, early stopping and the CSV log; best weights loaded."""
     task = SegmentationTask(
@@ -249,6 +271,7 @@ def _fit(
         class_names=spec.class_names,
         background=spec.background,
     )
+    task.whole_image = whole_image
     ckpt_dir = run_dir / "checkpoints"
     remove_stale_temp_files(ckpt_dir)  # half-written checkpoints of a killed run
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
@@ -278,6 +301,7 @@ def _fit(
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        check_val_every_n_epoch=int(cfg.val_every),
         deterministic=False,
         plugins=[AtomicCheckpointIO()],
     )
@@ -334,7 +358,7 @@ def _run_raster_training(
     """Training from windows of large rasters and a point file (see training.windows)."""
     from pointseg.data.rasters import RasterDataset
     from pointseg.predict.evaluate import evaluate_label_rasters
-    from pointseg.predict.tiled import predict_raster
+    from pointseg.predict.tiled import default_overlap, predict_raster, predict_tile
     from pointseg.training.windows import DrawSampler, prepare_raster_training
 
     if cfg.points_file is None:
@@ -344,8 +368,7 @@ def _run_raster_training(
         )
     if cfg.supervision != "points":
         raise ValueError("the rasters dataset trains from points only: set supervision=points")
-    if cfg.image_size is None:
-        raise ValueError("the rasters dataset needs image_size: the side of the training windows")
+    window = cfg.window_size or 256
     dataset = cfg.open_dataset(None, require_masks=False)
     if not isinstance(dataset, RasterDataset):  # pragma: no cover - registry invariant
         raise TypeError(f"dataset 'rasters' built {type(dataset).__name__}")
@@ -367,7 +390,9 @@ def _run_raster_training(
     prep = prepare_raster_training(
         dataset,
         points,
-        window=cfg.image_size,
+        window=window,
+        scale=float(cfg.scale),
+        superpixel_area=cfg.superpixel_area,
         pseudo=cfg.pseudo_label_settings(),
         split_seed=cfg.split_seed,
         cache_dir=cache_dir,
@@ -401,7 +426,9 @@ def _run_raster_training(
             spec,
             src.image,
             pred,
-            tile_size=cfg.image_size,
+            tile_size=predict_tile(window),
+            overlap=default_overlap(window),
+            scale=float(cfg.scale),
             batch_size=cfg.batch_size,
             nodata=prep.options.nodata,
             progress=cfg.progress,
@@ -443,19 +470,7 @@ def prepare_splits(
     needs_masks = cfg.supervision == "full" or cfg.points_file is None
     datasets = {s: cfg.open_dataset(s, require_masks=needs_masks) for s in ("train", "val", "test")}
     class_map = datasets["train"].class_map
-    points = report = None
-    if cfg.points_file is not None:
-
-        def sizes() -> dict[str, tuple[int, int]]:
-            return {n: ds.image_size(i) for ds in datasets.values() for i, n in enumerate(ds.names)}
-
-        points, report = load_points(
-            cfg.points_file,
-            images={r.name: r.image for ds in datasets.values() for r in ds.records},
-            image_sizes=sizes,
-            class_names=list(class_map.names),
-            crs=cfg.points_crs,
-        )
+    points, report = _split_points(cfg, datasets)
     cache = PseudoLabelCache(
         Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "pseudo-labels"
     )
@@ -479,7 +494,9 @@ def prepare_splits(
         out[name] = prepare_split(
             ds,
             target=target,
-            image_size=cfg.image_size,
+            image_size=cfg.resize_size,
+            resize_mode=cfg.resize_mode,
+            superpixel_area=cfg.superpixel_area,
             n_classes=class_map.n_classes,
             points=points,
             n_points=cfg.n_points,
@@ -496,6 +513,146 @@ def prepare_splits(
         ):
             raise ValueError(_no_training_labels(ds, points, report))
     return out
+
+
+def _split_points(cfg: TrainConfig, datasets: dict[str, Any]) -> tuple[Any, Any]:
+    """The point file's points in each split's source pixels (``(None, None)`` without one)."""
+    if cfg.points_file is None:
+        return None, None
+    class_map = datasets["train"].class_map
+
+    def sizes() -> dict[str, tuple[int, int]]:
+        return {n: ds.image_size(i) for ds in datasets.values() for i, n in enumerate(ds.names)}
+
+    return load_points(
+        cfg.points_file,
+        images={r.name: r.image for ds in datasets.values() for r in ds.records},
+        image_sizes=sizes,
+        class_names=list(class_map.names),
+        crs=cfg.points_crs,
+    )
+
+
+def _run_window_training(
+    cfg: TrainConfig, run_dir: Path, callbacks: Sequence[L.Callback], progress: Any, t0: float
+) -> TrainResult:
+    """Training on windows of any dataset at native resolution (training.image_windows)."""
+    from pointseg.predict.evaluate import evaluate_dataset
+    from pointseg.predict.tiled import default_overlap, predict_array, predict_tile
+    from pointseg.training.image_windows import (
+        ImageWindowDataset,
+        WholeImageDataset,
+        prepare_window_training,
+    )
+    from pointseg.training.windows import DrawSampler
+
+    window = int(cfg.window_size or 0)
+    scale = float(cfg.scale)
+    needs_masks = cfg.supervision == "full" or cfg.points_file is None
+    datasets = {s: cfg.open_dataset(s, require_masks=needs_masks) for s in ("train", "val", "test")}
+    for name in ("train", "val"):
+        if len(datasets[name]) == 0:
+            raise ValueError(
+                f"the {name} split is empty ({len(datasets['train'])} train, "
+                f"{len(datasets['val'])} val images); adjust the split fractions or the split file"
+            )
+    class_map = datasets["train"].class_map
+    points, report = _split_points(cfg, datasets)
+    pseudo = cfg.pseudo_label_settings()
+    side = window / scale
+    area = float(cfg.superpixel_area) if cfg.superpixel_area else side * side / pseudo.n_segments
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "window-labels"
+    target = "full" if cfg.supervision == "full" else "pseudo"
+    prep = prepare_window_training(
+        datasets["train"],
+        target=target,
+        n_classes=class_map.n_classes,
+        pixels_per_segment=area,
+        pseudo=pseudo,
+        cache_dir=cache_dir,
+        points=points,
+        n_points=cfg.n_points,
+        point_scheme=cfg.point_scheme,
+        seed=cfg.seed,
+        progress=progress,
+    )
+    if target == "pseudo" and not prep.stats.get("labelled_pixels"):
+        raise ValueError(_no_training_labels(datasets["train"], points, report))
+    spec = _model_spec(cfg, class_map, prep.in_channels, prep.mean, prep.std, None)
+    length = cfg.windows_per_epoch or max(
+        cfg.batch_size,
+        sum(
+            max(1, math.ceil(s.height * scale / window))
+            * max(1, math.ceil(s.width * scale / window))
+            for s in prep.sources
+        ),
+    )
+    train_ds = ImageWindowDataset(
+        datasets["train"],
+        prep.sources,
+        window=window,
+        scale=scale,
+        mean=prep.mean,
+        std=prep.std,
+        target=target,
+        length=length,
+        cache_bytes=float(cfg.window_cache_mb) * 2**20,
+        seed=cfg.seed,
+    )
+    val_data = datasets["val"]
+    indices = list(range(len(val_data)))
+    if cfg.max_val_images and len(indices) > cfg.max_val_images:
+        keep = np.random.default_rng(cfg.split_seed).permutation(len(indices))[: cfg.max_val_images]
+        indices = sorted(keep.tolist())
+    val_ds = WholeImageDataset(val_data, indices=indices, points=points)
+    loader_opts = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=DrawSampler(length, seed=cfg.seed),
+        **loader_opts,
+    )
+    val_loader = DataLoader(
+        val_ds, batch_size=1, collate_fn=WholeImageDataset.collate, **loader_opts
+    )
+
+    def whole(model: torch.nn.Module, image: Any) -> Any:
+        return predict_array(
+            model,
+            spec,
+            image,
+            tile_size=predict_tile(window, image.shape[:2], scale),
+            overlap=default_overlap(window),
+            scale=scale,
+            batch_size=cfg.batch_size,
+        )
+
+    logger.info(
+        "windows of %d px at scale %g (%d native px), %d per epoch over %d training images; "
+        "superpixels of %.0f native px²; validation on %d whole image(s) every %d epoch(s)",
+        window,
+        scale,
+        round(side),
+        length,
+        len(prep.sources),
+        area,
+        len(val_ds),
+        cfg.val_every,
+    )
+    task, trainer, best = _fit(
+        cfg, spec, train_loader, val_loader, run_dir, callbacks, whole_image=whole
+    )
+    device = next(task.model.parameters()).device
+    metrics: dict[str, Any] = {}
+    for name in ("val", "test"):
+        ds = datasets[name]
+        if len(ds) and all(r.mask is not None for r in ds.records):
+            metrics[name] = evaluate_dataset(task.model, spec, ds, device=device)
+            metrics[name]["scored"] = "whole images at native resolution, tiled"
+    stats = {**prep.stats, "windows_per_epoch": float(length)}
+    if report is not None:
+        stats["points_report"] = report.counts()
+    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {})
 
 
 def _no_training_labels(ds: Any, points: Any, report: Any) -> str:

@@ -32,12 +32,13 @@ from torch.utils.data import Dataset, Sampler
 
 from pointseg.constants import IGNORE_INDEX
 from pointseg.data.rasters import RasterDataset, RasterOptions
+from pointseg.data.transforms import scale_points
 from pointseg.io.raster import band_layout
 from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.labels.raster import pseudo_label_raster, raster_label_key
 from pointseg.labels.settings import PseudoLabelSettings
 from pointseg.points.sampling import points_to_mask
-from pointseg.training.data import flip_rotate
+from pointseg.training.data import BandMoments, flip_rotate
 
 __all__ = [
     "DrawSampler",
@@ -124,7 +125,7 @@ def raster_band_statistics(
     from rasterio.enums import Resampling
 
     n = len(indexes)
-    total, total_sq, count = np.zeros(n), np.zeros(n), 0.0
+    moments = BandMoments(n)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         for path in paths:
             with rasterio.open(path) as src:
@@ -146,16 +147,10 @@ def raster_band_statistics(
                 if vals.shape[1] == 0:
                     logger.warning("%s: no valid pixel found for band statistics", path)
                     continue
-                weight = src.height * src.width / vals.shape[1]
-                total += vals.sum(axis=1) * weight
-                total_sq += np.square(vals).sum(axis=1) * weight
-                count += vals.shape[1] * weight
-    if count == 0:
+                moments.add(vals.T, weight=src.height * src.width / vals.shape[1])
+    if moments.count == 0:
         raise ValueError(f"no valid pixels in {[str(p) for p in paths]}: is everything nodata?")
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
-    std[std < 1e-6] = 1.0
-    return mean.tolist(), std.tolist()
+    return moments.result()
 
 
 @dataclass
@@ -233,9 +228,15 @@ class _WindowReader(Dataset):
         mean: Sequence[float],
         std: Sequence[float],
         nodata: float | None,
+        scale: float = 1.0,
     ) -> None:
+        from pointseg.training.image_windows import native_side
+
         self.sources = list(sources)
         self.window = int(window)
+        self.scale = float(scale)
+        #: window side in raster pixels (``window / scale``)
+        self.side = native_side(self.window, self.scale)
         self.readers = _Readers([int(i) for i in indexes], nodata)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
@@ -248,10 +249,12 @@ class _WindowReader(Dataset):
         return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
     def _image(self, src: RasterSource, r0: int, c0: int) -> torch.Tensor:
-        data = self.readers.image(src.image, (r0, r0 + self.window), (c0, c0 + self.window))
+        from pointseg.training.image_windows import resample_window
+
+        data = self.readers.image(src.image, (r0, r0 + self.side), (c0, c0 + self.side))
         x = torch.from_numpy(data.astype(np.float32, copy=False))
         x = torch.where(torch.isfinite(x), x, self.mean)
-        return (x - self.mean) / self.std
+        return resample_window((x - self.mean) / self.std, self.window)
 
 
 class RasterWindowDataset(_WindowReader):
@@ -275,6 +278,9 @@ class RasterWindowDataset(_WindowReader):
         Nodata override (see :class:`pointseg.data.rasters.RasterOptions`).
     point_fraction : float
         Share of windows that hold a random training point.
+    scale : float
+        Model pixels per raster pixel: windows cover ``window / scale`` raster pixels and are
+        resampled to ``window`` (labels: nearest, ignore winning).
     length : int
         Windows per epoch (``len(dataset)``).
     seed : int
@@ -294,6 +300,7 @@ class RasterWindowDataset(_WindowReader):
         std: Sequence[float],
         nodata: float | None = None,
         point_fraction: float = 0.75,
+        scale: float = 1.0,
         length: int = 256,
         seed: int = 0,
         augment: bool = True,
@@ -302,7 +309,9 @@ class RasterWindowDataset(_WindowReader):
         usable = [s for s in sources if s.labels is not None and len(s.points)]
         if not usable:
             raise ValueError("no raster has training points: nothing to train on")
-        super().__init__(usable, window=window, indexes=indexes, mean=mean, std=std, nodata=nodata)
+        super().__init__(
+            usable, window=window, indexes=indexes, mean=mean, std=std, nodata=nodata, scale=scale
+        )
         weights = np.array([len(s.points) for s in usable], np.float64)
         self.weights = weights / weights.sum()
         self.point_fraction = float(point_fraction)
@@ -318,7 +327,7 @@ class RasterWindowDataset(_WindowReader):
         """Source index, window origin (row, col) and label window of ``key``."""
         rng = np.random.default_rng([self.seed, int(key)])
         s = int(rng.choice(len(self.sources), p=self.weights))
-        src, w = self.sources[s], self.window
+        src, w = self.sources[s], self.side
         label_path = cast(Path, src.labels)  # every usable source has one (see __init__)
         if rng.random() >= self.point_fraction:
             for _ in range(self.tries):
@@ -333,11 +342,13 @@ class RasterWindowDataset(_WindowReader):
         return s, r0, c0, self.readers.labels(label_path, (r0, r0 + w), (c0, c0 + w))
 
     def __getitem__(self, key: int) -> dict[str, Any]:
+        from pointseg.training.image_windows import resample_labels
+
         with self._env():
             s, r0, c0, labels = self.draw(key)
             src = self.sources[s]
             image = self._image(src, r0, c0)
-        mask = torch.from_numpy(labels).long()
+        mask = torch.from_numpy(resample_labels(labels, self.window)).long()
         if self.augment:
             image, mask = flip_rotate(image, mask)
         return {"image": image, "mask": mask, "name": f"{src.name}@{r0},{c0}"}
@@ -364,9 +375,12 @@ class PointWindowDataset(_WindowReader):
         nodata: float | None = None,
         max_windows: int | None = None,
         seed: int = 0,
+        scale: float = 1.0,
     ) -> None:
-        super().__init__(sources, window=window, indexes=indexes, mean=mean, std=std, nodata=nodata)
-        w = self.window
+        super().__init__(
+            sources, window=window, indexes=indexes, mean=mean, std=std, nodata=nodata, scale=scale
+        )
+        w = self.side
         self.items: list[tuple[int, int, int, np.ndarray]] = []
         for s, src in enumerate(self.sources):
             pts = np.asarray(src.val_points, np.int64).reshape(-1, 3)
@@ -407,6 +421,7 @@ class PointWindowDataset(_WindowReader):
         src = self.sources[s]
         with self._env():
             image = self._image(src, r0, c0)
+        local = scale_points(local, from_shape=(self.side,) * 2, to_shape=(self.window,) * 2)
         mask = points_to_mask(local, shape=(self.window, self.window))
         return {
             "image": image,
@@ -450,6 +465,8 @@ def prepare_raster_training(
     *,
     window: int,
     pseudo: PseudoLabelSettings,
+    scale: float = 1.0,
+    superpixel_area: float | None = None,
     split_seed: int = 0,
     cache_dir: Path,
     progress: bool = False,
@@ -466,7 +483,11 @@ def prepare_raster_training(
         Training window side (the run's ``image_size``).
     pseudo : PseudoLabelSettings
         As for tile datasets, with counts per window: blocks get the same superpixel size
-        (``window**2 / n_segments`` pixels).
+        (``(window / scale)**2 / n_segments`` raster pixels) unless ``superpixel_area``.
+    scale : float
+        Model pixels per raster pixel (windows cover ``window / scale`` raster pixels).
+    superpixel_area : float, optional
+        Superpixel area in raster pixels².
     split_seed : int
         Seed of the held-out cells.
     cache_dir : Path
@@ -482,8 +503,11 @@ def prepare_raster_training(
     n_pts = sum(len(p) for p in points.values())
     if n_pts == 0:
         raise ValueError("the point file places no point on the rasters: nothing to train on")
+    from pointseg.training.image_windows import native_side
+
+    side = native_side(window, scale)
     train_pts, val_pts = split_points_by_cell(
-        points, cell=opts.val_cell or 2 * window, fraction=opts.val_fraction, seed=split_seed
+        points, cell=opts.val_cell or 2 * side, fraction=opts.val_fraction, seed=split_seed
     )
     sources: list[RasterSource] = []
     shapes = {name: raster_shape(rec.image) for name, rec in records.items()}
@@ -514,9 +538,9 @@ def prepare_raster_training(
         )
     indexes = [i + 1 for i in next(iter(picked.values()))]
     n_classes = dataset.class_map.n_classes
-    area = window * window
-    pixels_per_segment = area / pseudo.n_segments
-    fill = [area / c for c in pseudo.fill_counts]
+    area = side * side
+    pixels_per_segment = float(superpixel_area) if superpixel_area else area / pseudo.n_segments
+    fill = [pixels_per_segment * pseudo.n_segments / c for c in pseudo.fill_counts]
     band_list = [i - 1 for i in indexes]
     settings = {
         "method": pseudo.method,
@@ -578,7 +602,7 @@ def prepare_raster_training(
         stats["pseudo_coverage"] = float(m[:, :-1].sum() / max(m.sum(), 1))
         stats["pseudo_accuracy"] = float(np.trace(m[:, :-1]) / max(m[:, :-1].sum(), 1))
     mean, std = raster_band_statistics([s.image for s in sources], indexes, nodata=opts.nodata)
-    common = {"window": window, "indexes": indexes, "mean": mean, "std": std}
+    common = {"window": window, "indexes": indexes, "mean": mean, "std": std, "scale": scale}
     train = RasterWindowDataset(
         sources,
         **common,
