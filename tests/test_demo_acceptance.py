@@ -10,6 +10,9 @@ import pytest
 
 from pointseg.cli import main
 
+#: ``make demo``'s test mIoU with points and with full masks before issue 14 (README).
+DEMO_POINTS, DEMO_FULL = 0.9215, 0.9744
+
 
 @pytest.mark.slow
 def test_demo_defaults_point_supervision_reaches_85_percent(tmp_path):
@@ -20,3 +23,8 @@ def test_demo_defaults_point_supervision_reaches_85_percent(tmp_path):
     assert summary["test_miou_full"] > 0.9
     assert summary["miou_ratio"] >= 0.85, summary["miou_ratio"]
     assert (out / "report.md").is_file()
+    # the demo trains in the squash (resize) mode: the figures of the README before windows
+    # existed (issue 14) are reproduced within 0.005 mIoU
+    assert summary["settings"]["image_size"] == 96
+    assert abs(summary["test_miou_points"] - DEMO_POINTS) <= 0.005, summary["test_miou_points"]
+    assert abs(summary["test_miou_full"] - DEMO_FULL) <= 0.005, summary["test_miou_full"]

@@ -470,7 +470,7 @@ def export_deepness(
     net.eval()
 
     if tiles_size is None:
-        tiles_size = spec.image_size or DEFAULT_TILES_SIZE
+        tiles_size = spec.image_size or spec.window or DEFAULT_TILES_SIZE
     if tiles_overlap is None and _is_int(tiles_size) and tiles_size > 0:
         tiles_overlap = _default_overlap_percent(tiles_size)
     _check_options(
@@ -485,6 +485,14 @@ def export_deepness(
     _check_statistics(spec, src, check_uint8=check_uint8)
     if resolution_cm is None and raster is not None:
         resolution_cm = raster_resolution_cm(raster)
+        if float(spec.scale or 1.0) != 1.0:  # trained at scale s: pixels s times coarser
+            resolution_cm = resolution_cm / float(spec.scale)
+            logger.info(
+                "%s was trained at scale %g: processing resolution %.1f cm/px",
+                src,
+                spec.scale,
+                resolution_cm,
+            )
     if resolution_cm is None:
         logger.warning(
             "no resolution_cm or raster given: the model carries no 'resolution', so set the "

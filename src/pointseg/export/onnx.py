@@ -382,12 +382,13 @@ def export_onnx(
         shapes = [(1, c, *_VERIFY_SIZES[0]), (2, c, *_VERIFY_SIZES[1])]
     else:
         if input_size is None:
-            if not spec.image_size:
+            side = spec.image_size or spec.window  # the resize square, or the training window
+            if not side:
                 raise ValueError(
                     f"{src} has no spec.image_size: pass input_size=(H, W) for a fixed-size "
                     "export, or use dynamic_size=True"
                 )
-            input_size = (spec.image_size, spec.image_size)
+            input_size = (side, side)
         size = (int(input_size[0]), int(input_size[1]))
         if min(size) < 1:
             raise ValueError(f"input_size must be positive, got {input_size}")
