@@ -8,6 +8,7 @@ import pytest
 from pointseg.annotate import open_session
 from pointseg.points import load_points
 from pointseg.training import TrainConfig, prepare_splits
+from pointseg.training.image_windows import label_image
 
 
 @pytest.fixture
@@ -17,11 +18,11 @@ def data(tiny_synthetic, tmp_path):
     return root
 
 
-@pytest.mark.parametrize("image_size", [None, 48])
-def test_the_preview_equals_the_pseudo_label_training_builds(data, tmp_path, image_size):
+@pytest.mark.parametrize("geometry", [{"resize": 0}, {"resize": 48}, {}])
+def test_the_preview_equals_the_pseudo_label_training_builds(data, tmp_path, geometry):
     cfg = TrainConfig(
         data=str(data),
-        image_size=image_size,
+        **geometry,
         superpixels="hers",
         n_segments=40,
         fill_counts=[10],
@@ -35,6 +36,21 @@ def test_the_preview_equals_the_pseudo_label_training_builds(data, tmp_path, ima
             x, y = rng.uniform(0, 64, 2)
             session.add_point(entry.id, x, y, int(rng.integers(5)), version=session.version)
     cfg.points_file = str(session.points_file)
+    if cfg.mode == "window":  # the default: native pseudo-labels as windowed training builds
+        pseudo = cfg.pseudo_label_settings()
+        for entry in session.images:
+            image = preview.image(entry.name)
+            target = label_image(
+                image,
+                session.point_array(entry.name),
+                n_classes=5,
+                pixels_per_segment=cfg.superpixel_area,
+                fill_pixels_per_segment=[cfg.superpixel_area * 40 / 10],
+                method=pseudo.method,
+                seed=pseudo.seed,
+            )
+            np.testing.assert_array_equal(preview.labels(entry.name), target, err_msg=entry.name)
+        return
     train = prepare_splits(cfg, names=("train",))["train"]
     assert len(train.names) >= 10
     for name, target in zip(train.names, train.targets, strict=True):

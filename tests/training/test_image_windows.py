@@ -205,15 +205,35 @@ def test_old_image_size_maps_to_resize_or_window(caplog):
     old = TrainConfig.from_dict({"data": "d", "image_size": None})
     assert old.mode == "native"
     new = TrainConfig.from_dict({"data": "d", "image_size": None, "resize": None})
-    assert new.mode == "resize" and new.resize_size == 256
+    assert new.mode == "window" and new.window_size == 128 and new.scale == 0.25
     assert TrainConfig(data="d", window=512).mode == "window"
+
+
+def test_tile_datasets_default_to_the_studys_windows_and_explicit_settings_win():
+    cfg = TrainConfig(data="d")
+    assert (cfg.mode, cfg.window_size, cfg.scale, cfg.superpixel_area) == (
+        "window",
+        128,
+        0.25,
+        1000.0,
+    )
+    mine = TrainConfig(data="d", scale=0.5, superpixel_area=300)
+    assert mine.mode == "window"  # settings resolve when read through mode or validate()
+    assert (mine.window_size, mine.scale, mine.superpixel_area) == (128, 0.5, 300)
+    explicit = TrainConfig(data="d", window=256)
+    assert explicit.mode == "window"
+    assert (explicit.scale, explicit.superpixel_area) == (1.0, None)
+    assert TrainConfig(data="d", resize=256).mode == "resize"
+    raster = TrainConfig(data="d", dataset="rasters")
+    assert raster.mode == "window"
+    assert (raster.window_size, raster.scale, raster.superpixel_area) == (256, 1.0, None)
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"window": 256, "resize": 256}, "exclude each other"),
-        ({"scale": 0.5}, "applies to windows"),
+        ({"resize": 256, "scale": 0.5}, "applies to windows"),
         ({"window": 256, "scale": 0}, "scale must be in"),
         ({"window": 256, "scale": "half"}, "scale must be a number"),
         ({"window": 8}, "window must be >= 16"),

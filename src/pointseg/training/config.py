@@ -13,14 +13,28 @@ from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import write_text_atomic
 from pointseg.labels.settings import PseudoLabelSettings
 
-__all__ = ["DEFAULT_RESIZE", "DEFAULT_WINDOW", "RESIZE_MODES", "SETTING_HELP", "TrainConfig"]
+__all__ = [
+    "AERIAL_SCALE",
+    "AERIAL_SUPERPIXEL_AREA",
+    "AERIAL_WINDOW",
+    "DEFAULT_RESIZE",
+    "DEFAULT_WINDOW",
+    "RESIZE_MODES",
+    "SETTING_HELP",
+    "TrainConfig",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Square side of whole-image training when neither ``resize`` nor ``window`` is set.
+#: Square side of ``resize`` mode when ``resize`` is given as None with no window (legacy).
 DEFAULT_RESIZE = 256
 #: Window side of the ``rasters`` dataset when ``window`` is not set.
 DEFAULT_WINDOW = 256
+#: The geometry of tile datasets when neither ``window`` nor ``resize`` is set: the best
+#: setting of the cross-validated Dubai study (``pointseg experiment dubai-native``, README
+#: "Native resolution"): 128-px windows at a quarter of the native resolution (512 native px),
+#: superpixels of 1000 native px². ``scale`` and ``superpixel_area``, when given, win.
+AERIAL_WINDOW, AERIAL_SCALE, AERIAL_SUPERPIXEL_AREA = 128, 0.25, 1000.0
 #: How ``resize`` fits an image into its square.
 RESIZE_MODES = ("squash", "letterbox")
 
@@ -144,7 +158,7 @@ class TrainConfig:
     resize: int | None = None
     resize_mode: str = "squash"
     window: int | None = None
-    scale: float = 1.0
+    scale: float | None = None
     superpixel_area: float | None = None
     windows_per_epoch: int | None = None
     val_every: int = 1
@@ -220,7 +234,31 @@ class TrainConfig:
         self._validate_more()
 
     def resolve_legacy(self) -> None:
-        """Map a deprecated ``image_size`` onto ``resize`` (tile datasets) or ``window``."""
+        """Resolve the geometry defaults; map a deprecated ``image_size``.
+
+        ``image_size`` reads as ``resize`` (tile datasets) or ``window`` (rasters). Without
+        ``window`` or ``resize``, tile datasets train on windows: :data:`AERIAL_WINDOW` px at
+        :data:`AERIAL_SCALE` with superpixels of :data:`AERIAL_SUPERPIXEL_AREA` (unless given);
+        ``scale`` is otherwise 1.
+        """
+        self._map_image_size()
+        if self.dataset != "rasters" and self.window is None and self.resize is None:
+            self.window = AERIAL_WINDOW
+            self.scale = AERIAL_SCALE if self.scale is None else self.scale
+            if self.superpixel_area is None:
+                self.superpixel_area = AERIAL_SUPERPIXEL_AREA
+            logger.info(
+                "no window or resize given: windows of %d px at scale %g (%d native px), "
+                "superpixels of %g native px²; --resize 256 trains on squashed whole images",
+                self.window,
+                self.scale,
+                round(self.window / self.scale),
+                self.superpixel_area,
+            )
+        if self.scale is None:
+            self.scale = 1.0
+
+    def _map_image_size(self) -> None:
         if self.image_size is None:
             return
         size = int(self.image_size)
@@ -279,7 +317,7 @@ class TrainConfig:
                 f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}"
             )
         try:
-            scale = float(self.scale)
+            scale = float(self.scale if self.scale is not None else 1.0)
         except (TypeError, ValueError):
             raise ValueError(f"scale must be a number such as 0.5, got {self.scale!r}") from None
         if not (0 < scale <= 8) or scale != scale:

@@ -132,11 +132,14 @@ def area_settings(
 ) -> PseudoLabelSettings:
     """``pseudo`` with ``n_segments`` set so superpixels cover ``superpixel_area`` px² each.
 
-    ``shape`` is the image's native (height, width); fill counts keep their ratio to
-    ``n_segments``.
+    ``shape`` is the image's native (height, width); fill levels get superpixels
+    ``n_segments / c`` times larger, as in windowed training (the counts a single-block image
+    gets from :func:`pointseg.labels.raster.label_block`).
     """
-    n = max(2, round(shape[0] * shape[1] / float(superpixel_area)))
-    fills = {max(1, round(c * n / pseudo.n_segments)) for c in pseudo.fill_counts}
+    pixels = shape[0] * shape[1]
+    area = float(superpixel_area)
+    n = max(2, round(pixels / area))
+    fills = {max(2, round(pixels / (area * pseudo.n_segments / c))) for c in pseudo.fill_counts}
     return replace(pseudo, n_segments=n, fill_counts=tuple(c for c in fills if c < n))
 
 

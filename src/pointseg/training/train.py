@@ -241,7 +241,7 @@ def _model_spec(
         std=std,
         image_size=image_size,
         bands=cfg.bands,
-        scale=float(cfg.scale),
+        scale=float(cfg.scale or 1.0),
         window=cfg.window_size,
         resize_mode=cfg.resize_mode,
     )
@@ -391,7 +391,7 @@ def _run_raster_training(
         dataset,
         points,
         window=window,
-        scale=float(cfg.scale),
+        scale=float(cfg.scale or 1.0),
         superpixel_area=cfg.superpixel_area,
         pseudo=cfg.pseudo_label_settings(),
         split_seed=cfg.split_seed,
@@ -428,7 +428,7 @@ def _run_raster_training(
             pred,
             tile_size=predict_tile(window),
             overlap=default_overlap(window),
-            scale=float(cfg.scale),
+            scale=float(cfg.scale or 1.0),
             batch_size=cfg.batch_size,
             nodata=prep.options.nodata,
             progress=cfg.progress,
@@ -547,7 +547,7 @@ def _run_window_training(
     from pointseg.training.windows import DrawSampler
 
     window = int(cfg.window_size or 0)
-    scale = float(cfg.scale)
+    scale = float(cfg.scale or 1.0)
     needs_masks = cfg.supervision == "full" or cfg.points_file is None
     datasets = {s: cfg.open_dataset(s, require_masks=needs_masks) for s in ("train", "val", "test")}
     for name in ("train", "val"):
