@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--tile-size",
         type=int,
-        help="tile side in model pixels (default: 1024 for models trained on windows, else 512)",
+        help="tile side in model pixels (default 512)",
     )
     g.add_argument(
         "--overlap",

@@ -55,14 +55,16 @@ SETTING_HELP: dict[str, str] = {
     "split_seed": "seed of the seeded split (0)",
     "group_pattern": r"regex naming each file's group, kept in one split (e.g. 't\d+$')",
     "image_size": "deprecated: use --resize (tile datasets) or --window (rasters)",
-    "resize": "train on whole images resized to this square side (default 256 unless "
-    "--window; 0 keeps the native size, every image the same size)",
+    "resize": "train on whole images resized to this square side, e.g. 256 (object-centric "
+    "photos); 0 keeps the native size (every image the same size). Default: windows",
     "resize_mode": "how --resize fits an image: squash (default; aspect changes) or letterbox "
     "(aspect kept, padded with ignore)",
     "window": "train on random windows of this side (model pixels) cut at native resolution "
-    "(times --scale) from images of any size, instead of resizing whole images",
+    "(times --scale) from images of any size. Default without --window or --resize: 128 at "
+    "--scale 0.25 with --superpixel-area 1000 (the best of the Dubai study); rasters: 256",
     "scale": "resample every image by this factor before windowing, e.g. 0.5 = half the "
-    "resolution (default 1: native); prediction runs at the same scale",
+    "resolution (default 1: native, or 0.25 with the default window); prediction runs at the "
+    "same scale",
     "superpixel_area": "mean superpixel area in native pixels^2 (windows: default "
     "(window/scale)^2 / n_segments; whole images: overrides n_segments per image)",
     "windows_per_epoch": "training windows drawn per epoch (default: the training images' "
