@@ -97,19 +97,26 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(result, indent=2))
 
 
+def _shared(args: argparse.Namespace, tmp: Path) -> dict:
+    """Settings both benchmarks train with."""
+    return {
+        "out": str(tmp / "run"),
+        "model": "unet",
+        "model_options": {"base_channels": args.base_channels},
+        "batch_size": args.batch_size,
+        "max_epochs": args.epochs,
+        "early_stop_patience": args.epochs,
+        "cache_dir": str(tmp / "cache"),
+        "accelerator": "cpu",
+    }
+
+
 def _resize_benchmark(args: argparse.Namespace, tmp: Path) -> dict:
     root = make_synthetic_dataset(tmp / "data", n_images=args.n_images, size=args.size, seed=0)
     cfg = TrainConfig(
         data=str(root),
-        out=str(tmp / "run"),
         resize=args.size,
-        model="unet",
-        model_options={"base_channels": args.base_channels},
-        batch_size=args.batch_size,
-        max_epochs=args.epochs,
-        early_stop_patience=args.epochs,
-        cache_dir=str(tmp / "cache"),
-        accelerator="cpu",
+        **_shared(args, tmp),
     )
     t = time.perf_counter()
     splits = prepare_splits(cfg)
@@ -145,18 +152,11 @@ def _window_benchmark(args: argparse.Namespace, tmp: Path) -> dict:
     n_windows = 8 * args.batch_size
     cfg = TrainConfig(
         data=str(root),
-        out=str(tmp / "run"),
         window=args.window,
         scale=args.scale,
         windows_per_epoch=n_windows,
         max_val_images=1,
-        model="unet",
-        model_options={"base_channels": args.base_channels},
-        batch_size=args.batch_size,
-        max_epochs=args.epochs,
-        early_stop_patience=args.epochs,
-        cache_dir=str(tmp / "cache"),
-        accelerator="cpu",
+        **_shared(args, tmp),
     )
     timer = TrainTimer()
     t = time.perf_counter()
