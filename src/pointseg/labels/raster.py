@@ -39,10 +39,6 @@ logger = logging.getLogger(__name__)
 _TILE = 256
 
 
-def _segments(pixels: int, pixels_per_segment: float) -> int:
-    return max(2, round(pixels / pixels_per_segment))
-
-
 def label_block_size(block_size: int) -> int:
     """The block side actually used for ``block_size``: a multiple of the 256 px output tile."""
     return max(_TILE, -(-int(block_size) // _TILE) * _TILE)
@@ -106,15 +102,9 @@ def label_block(
     else:
         local = pts[inside] - np.array([ec0, er0, 0])
         area = (er1 - er0) * (ec1 - ec0)
-        n_seg = _segments(area, pixels_per_segment)
         # the settings sort the fill counts and the options: one key for equal settings
-        fill_counts = {c for f in fill_pixels_per_segment if (c := _segments(area, f)) < n_seg}
-        settings = PseudoLabelSettings(
-            method=method,
-            n_segments=n_seg,
-            fill_counts=fill_counts,
-            seed=seed,
-            options=method_options,
+        settings = PseudoLabelSettings(method=method, seed=seed, options=method_options).for_area(
+            area, pixels_per_segment, fill_pixels_per_segment
         )
         key = (er0, er1, ec0, ec1, settings)
         levels = None if levels_cache is None else levels_cache.get(key)

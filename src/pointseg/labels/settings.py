@@ -8,7 +8,7 @@ labels and the same cache entries.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -96,6 +96,26 @@ class PseudoLabelSettings:
             "ignore_index": int(ignore_index),
             "options": self.method_options,
         }
+
+    def for_area(
+        self,
+        pixels: int,
+        pixels_per_segment: float,
+        fill_pixels_per_segment: Sequence[float] = (),
+    ) -> PseudoLabelSettings:
+        """These settings with counts for superpixels of a given area over ``pixels`` pixels.
+
+        ``n_segments`` becomes ``max(2, round(pixels / pixels_per_segment))`` and each fill
+        area gives a fill count the same way (counts not below ``n_segments`` are dropped).
+        Blocks of large rasters and images labelled per area all count superpixels so.
+        """
+
+        def count(area: float) -> int:
+            return max(2, round(pixels / area))
+
+        n = count(pixels_per_segment)
+        fills = {c for f in fill_pixels_per_segment if (c := count(f)) < n}
+        return replace(self, n_segments=n, fill_counts=tuple(fills))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for logs and YAML)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -136,11 +136,9 @@ def area_settings(
     ``n_segments / c`` times larger, as in windowed training (the counts a single-block image
     gets from :func:`pointseg.labels.raster.label_block`).
     """
-    pixels = shape[0] * shape[1]
     area = float(superpixel_area)
-    n = max(2, round(pixels / area))
-    fills = {max(2, round(pixels / (area * pseudo.n_segments / c))) for c in pseudo.fill_counts}
-    return replace(pseudo, n_segments=n, fill_counts=tuple(c for c in fills if c < n))
+    fills = [area * pseudo.n_segments / c for c in pseudo.fill_counts]
+    return pseudo.for_area(shape[0] * shape[1], area, fills)
 
 
 def source_pixel(
