@@ -62,7 +62,7 @@ def test_padding_beyond_a_small_image_is_ignore_only(tmp_path):
         ds, [src], window=64, mean=[0, 0, 0], std=[1, 1, 1], target="full", length=4
     )
     assert windows.draw(0)[1:] == (0, 0)  # an image smaller than the window: one place
-    image, labels = windows.read(0, 0, 0)
+    image, labels, _ = windows.read(0, 0, 0)
     assert image.shape == (3, 64, 64) and labels.shape == (64, 64)
     assert (labels[:30, :45].numpy() == mask).all()
     assert (labels[30:] == IGNORE_INDEX).all() and (labels[:, 45:] == IGNORE_INDEX).all()

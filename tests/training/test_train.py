@@ -133,7 +133,11 @@ def test_training_run_writes_everything_and_resumes(tiny_synthetic, tmp_path):
         run_training(_cfg(tiny_synthetic, run, max_epochs=1))
     run_training(_cfg(tiny_synthetic, run, max_epochs=1, overwrite=True))
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [0]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+        "stage-done.json",
+    ]
 
 
 @pytest.mark.slow

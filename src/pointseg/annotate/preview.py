@@ -159,14 +159,17 @@ class PreviewEngine:
 
     # ----------------------------------------------------------------------------- labels
 
+    def _settings_for(self, image: np.ndarray) -> PseudoLabelSettings:
+        """The settings of one image (per-area superpixel counts when an area is set)."""
+        if self.superpixel_area:
+            return area_settings(self.settings, image.shape[:2], self.superpixel_area)
+        return self.settings
+
     def _view(self, name: str) -> tuple[np.ndarray, list[np.ndarray]]:
         def load() -> tuple[np.ndarray, list[np.ndarray]]:
             image = self.image(name)
             view, _ = training_view(image, np.zeros((0, 3), np.int64), image_size=self.image_size)
-            settings = self.settings
-            if self.superpixel_area:
-                settings = area_settings(settings, image.shape[:2], self.superpixel_area)
-            return view, settings.segments(view)
+            return view, self._settings_for(image).segments(view)
 
         return self._segments.get(name, load)
 
@@ -186,7 +189,7 @@ class PreviewEngine:
             image = self.image(name)
             _, segments = self._view(name)
             _, pts = training_view(image, points, image_size=self.image_size)
-            return self.settings.propagate(
+            return self._settings_for(image).propagate(
                 segments, pts, n_classes=len(self.session.class_names), ignore_index=IGNORE_INDEX
             )
 

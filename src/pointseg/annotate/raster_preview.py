@@ -237,6 +237,7 @@ class RasterPreviewEngine:
                     segments_out=segments,
                     levels_cache=self._levels,
                     always_segment=segment,
+                    **self.settings.propagation_options(),
                     **self.settings.method_options,
                 )
             return labels, (segments[0] if segments else None)

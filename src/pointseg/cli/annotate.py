@@ -24,6 +24,8 @@ _PREVIEW_SETTINGS = (
     "superpixels",
     "n_segments",
     "fill_counts",
+    "propagation",
+    "max_region_area",
     "superpixel_options",
     "seed",
 )

@@ -14,6 +14,7 @@ def _registries() -> dict[str, Callable[[], list[str]]]:
     return {
         "models": models.list_models,
         "losses": losses.list_losses,
+        "regularisers": losses.list_regularisers,
         "superpixels": superpixels.list_superpixel_methods,
         "schemes": points.list_point_schemes,
         "datasets": data.list_datasets,
@@ -27,6 +28,7 @@ def _registries() -> dict[str, Callable[[], list[str]]]:
 WHAT = (
     "models",
     "losses",
+    "regularisers",
     "superpixels",
     "schemes",
     "datasets",
@@ -42,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "what",
         choices=WHAT,
-        help="presets: class files; maps: class mapping files; experiments: sweep presets; "
-        "proposals: click-proposal strategies",
+        help="regularisers: losses on unlabelled pixels; presets: class files; maps: class "
+        "mapping files; experiments: sweep presets; proposals: click-proposal strategies",
     )
 
 

@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "superpixels",
             "n_segments",
             "fill_counts",
+            "propagation",
             "superpixel_options",
             "image_size",
             "seed",

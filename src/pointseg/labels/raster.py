@@ -23,7 +23,7 @@ from pointseg.constants import IGNORE_INDEX
 from pointseg.io.atomic import atomic_write
 from pointseg.io.windows import RasterWindows, read_errors
 from pointseg.labels.propagation import PSEUDO_LABEL_VERSION
-from pointseg.labels.settings import PseudoLabelSettings
+from pointseg.labels.settings import DEFAULT_REGION_FACTOR, PseudoLabelSettings
 
 __all__ = [
     "label_block",
@@ -58,6 +58,8 @@ def label_block(
     segments_out: list[np.ndarray] | None = None,
     levels_cache: Any = None,
     always_segment: bool = False,
+    propagation: str = "majority",
+    max_region_factor: float = DEFAULT_REGION_FACTOR,
     **method_options: Any,
 ) -> tuple[np.ndarray, int, bool]:
     """The pseudo-labels of one block of a raster (what :func:`pseudo_label_raster` writes).
@@ -80,6 +82,9 @@ def label_block(
     always_segment : bool, default False
         Segment the block even when it holds no point (its labels are then all ignore), so
         that ``segments_out`` receives its superpixels (click proposals need them).
+    propagation, max_region_factor
+        See :class:`~pointseg.labels.settings.PseudoLabelSettings` (``point_aware`` regions
+        are capped at ``max_region_factor * pixels_per_segment``).
 
     Returns
     -------
@@ -103,9 +108,13 @@ def label_block(
         local = pts[inside] - np.array([ec0, er0, 0])
         area = (er1 - er0) * (ec1 - ec0)
         # the settings sort the fill counts and the options: one key for equal settings
-        settings = PseudoLabelSettings(method=method, seed=seed, options=method_options).for_area(
-            area, pixels_per_segment, fill_pixels_per_segment
-        )
+        settings = PseudoLabelSettings(
+            method=method,
+            seed=seed,
+            options=method_options,
+            propagation=propagation,
+            max_region_factor=max_region_factor,
+        ).for_area(area, pixels_per_segment, fill_pixels_per_segment)
         key = (er0, er1, ec0, ec1, settings)
         levels = None if levels_cache is None else levels_cache.get(key)
         if levels is None:
@@ -136,6 +145,8 @@ def label_blocks(
     method: str = "hers",
     seed: int = 0,
     levels_cache: Any = None,
+    propagation: str = "majority",
+    max_region_factor: float = DEFAULT_REGION_FACTOR,
     **method_options: Any,
 ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, int, bool]]:
     """:func:`label_block` over the grid of ``block_size`` blocks (rounded up to 256), row-major.
@@ -163,6 +174,8 @@ def label_blocks(
                     method=method,
                     seed=seed,
                     levels_cache=levels_cache,
+                    propagation=propagation,
+                    max_region_factor=max_region_factor,
                     **method_options,
                 ),
             )

@@ -7,6 +7,7 @@ labels and the same cache entries.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,7 +24,21 @@ from pointseg.labels.propagation import (
 )
 from pointseg.superpixels import compute_superpixels, get_superpixel_method
 
-__all__ = ["PseudoLabelSettings", "make_pseudo_label"]
+__all__ = [
+    "DEFAULT_REGION_FACTOR",
+    "PROPAGATIONS",
+    "PseudoLabelSettings",
+    "make_pseudo_label",
+]
+
+#: How clicks spread: ``majority`` (the paper: majority vote of the clicks in each superpixel,
+#: coarser ``fill_counts`` levels filling what finer ones leave) or ``point_aware`` (each click
+#: takes the largest region of the HERS hierarchy around it that holds no click of another
+#: class: its superpixel at least, grown while the region stays within ``max_region_factor``
+#: mean superpixel areas; it replaces ``fill_counts``).
+PROPAGATIONS = ("majority", "point_aware")
+#: Default cap of a point-aware region, in mean superpixel areas.
+DEFAULT_REGION_FACTOR: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,14 @@ class PseudoLabelSettings:
         Seed of the superpixel method.
     options : mapping
         Options of the superpixel method (JSON-serialisable).
+    propagation : {"majority", "point_aware"}
+        See :data:`PROPAGATIONS`. ``point_aware`` needs the ``hers`` method and no
+        ``fill_counts`` (it replaces them: the hierarchy adapts each click's extent).
+    max_region_factor : float
+        ``point_aware`` only: the largest region a click takes, in mean superpixel areas
+        (``pixels / n_segments``), so :meth:`for_area` keeps it an area. A click always takes
+        at least its own superpixel (the ``n_segments`` cut) unless a click of another class
+        shares it: then the two split down the hierarchy.
 
     The object is immutable and hashable; :meth:`cache_key` is the one description of it that
     every cache uses.
@@ -53,6 +76,8 @@ class PseudoLabelSettings:
     fill_counts: tuple[int, ...] = ()
     seed: int = 0
     options: tuple[tuple[str, Any], ...] = field(default=())
+    propagation: str = "majority"
+    max_region_factor: float = DEFAULT_REGION_FACTOR
 
     def __post_init__(self) -> None:
         opts = self.options
@@ -78,15 +103,60 @@ class PseudoLabelSettings:
         object.__setattr__(self, "n_segments", n)
         object.__setattr__(self, "fill_counts", fills)
         object.__setattr__(self, "seed", int(self.seed))
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(
+                f"unknown propagation {self.propagation!r}; valid ones: {', '.join(PROPAGATIONS)}"
+            )
+        try:
+            factor = float(self.max_region_factor)
+        except (TypeError, ValueError):
+            factor = float("nan")
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(
+                f"max_region_factor must be a positive number of superpixel areas, got "
+                f"{self.max_region_factor!r}"
+            )
+        object.__setattr__(self, "max_region_factor", factor)
+        if self.propagation == "point_aware":
+            if self.method != "hers":
+                raise ValueError(
+                    f"point_aware propagation walks the HERS hierarchy; it needs superpixels "
+                    f"'hers', not {self.method!r}"
+                )
+            if fills:
+                raise ValueError(
+                    f"point_aware propagation replaces fill_counts {list(fills)}: the hierarchy "
+                    "sizes each click's region; drop fill_counts or use propagation majority"
+                )
 
     @property
     def method_options(self) -> dict[str, Any]:
         """The superpixel method's options as a dict."""
         return dict(self.options)
 
+    @property
+    def point_aware(self) -> bool:
+        """Whether clicks spread through the hierarchy (``propagation == "point_aware"``)."""
+        return self.propagation == "point_aware"
+
+    def propagation_options(self) -> dict[str, Any]:
+        """The propagation keywords of block labelling (empty for the majority vote).
+
+        :func:`pointseg.labels.label_block` and what calls it take them; they also enter
+        the cache keys of labels built so, which therefore stay unchanged for the majority
+        vote.
+        """
+        if not self.point_aware:
+            return {}
+        return {"propagation": self.propagation, "max_region_factor": self.max_region_factor}
+
     def cache_key(self, *, n_classes: int, ignore_index: int = IGNORE_INDEX) -> dict[str, Any]:
-        """The settings entering every pseudo-label cache key (with the algorithm version)."""
+        """The settings entering every pseudo-label cache key (with the algorithm version).
+
+        The majority vote keeps the keys it always had; point-aware settings add theirs.
+        """
         return {
+            **self.propagation_options(),
             "version": PSEUDO_LABEL_VERSION,
             "method": self.method,
             "n_segments": self.n_segments,
@@ -120,6 +190,8 @@ class PseudoLabelSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for logs and YAML)."""
         return {
+            "propagation": self.propagation,
+            "max_region_factor": self.max_region_factor,
             "method": self.method,
             "n_segments": self.n_segments,
             "fill_counts": list(self.fill_counts),
@@ -131,12 +203,33 @@ class PseudoLabelSettings:
         """The superpixel levels of ``image``: ``n_segments``, then each of ``fill_counts``.
 
         They do not depend on the points, so an interactive tool computes them once per image
-        and calls :meth:`propagate` after every click; :meth:`label` is exactly the two.
+        and calls :meth:`propagate` after every click; :meth:`label` is exactly the two. With
+        ``point_aware`` propagation the list is the ``n_segments`` cut, then the HERS
+        hierarchy as two (H, W) maps: its leaf ``order`` and its ``junction`` merge indices
+        (the last one padded with a wall); the first map is always the superpixels.
 
         Returns
         -------
         list of np.ndarray, each shape (H, W), int
         """
+        if self.point_aware:
+            from pointseg.superpixels import hers_hierarchy
+
+            base = compute_superpixels(
+                image,
+                method=self.method,
+                n_segments=self.n_segments,
+                seed=self.seed,
+                **self.method_options,
+            )
+            hier = hers_hierarchy(image, **self.method_options)
+            wall = np.iinfo(np.int32).max
+            junction = np.append(hier.junction, np.int32(wall)).astype(np.int32)
+            return [
+                base,
+                hier.order.astype(np.int32).reshape(hier.shape),
+                junction.reshape(hier.shape),
+            ]
         return [
             compute_superpixels(
                 image, method=self.method, n_segments=c, seed=self.seed, **self.method_options
@@ -163,6 +256,24 @@ class PseudoLabelSettings:
         pts = _check_points(points, height=height, width=width, n_classes=n_classes)
         if len(pts) == 0:
             return np.full((height, width), ignore_index, dtype=np.uint8)
+        if self.point_aware:
+            from pointseg.labels.point_aware import propagate_point_aware
+
+            if len(segments) != 3:
+                raise ValueError(
+                    "point_aware propagation needs the levels of segments(): the superpixels, "
+                    f"the hierarchy's order and junction maps; got {len(segments)} level(s)"
+                )
+            return propagate_point_aware(
+                np.asarray(segments[1]).ravel(),
+                np.asarray(segments[2]).ravel()[:-1],
+                pts,
+                shape=(height, width),
+                n_classes=n_classes,
+                max_area=self.max_region_factor * height * width / self.n_segments,
+                min_level=max(0, height * width - self.n_segments),
+                ignore_index=ignore_index,
+            )
         return propagate_multiscale(segments, pts, n_classes=n_classes, ignore_index=ignore_index)
 
     def label(

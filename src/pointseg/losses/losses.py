@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pointseg.constants import IGNORE_INDEX
-from pointseg.options import check_option_names, keyword_names
+from pointseg.losses.registry import ModuleRegistry
 
 __all__ = [
     "ClassWeightedMaskedMSE",
@@ -35,7 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_LOSSES: dict[str, type[nn.Module]] = {}
+_LOSSES = ModuleRegistry("loss")
 
 _M = TypeVar("_M", bound=type[nn.Module])
 
@@ -44,38 +44,14 @@ _M = TypeVar("_M", bound=type[nn.Module])
 
 
 def register_loss(name: str) -> Callable[[_M], _M]:
-    """Class decorator registering a loss module under ``name``.
-
-    Parameters
-    ----------
-    name : str
-        Registry key used by :func:`get_loss`; must be a new, non-empty string.
-
-    Returns
-    -------
-    callable
-        The decorator, which returns the class unchanged.
+    """Class decorator registering a loss module under ``name`` (a new, non-empty string).
 
     Raises
     ------
     ValueError
-        If ``name`` is empty or already registered.
+        If ``name`` is empty or already registered, or the class is not an ``nn.Module``.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"loss name must be a non-empty string, got {name!r}.")
-
-    def decorator(cls: _M) -> _M:
-        if name in _LOSSES and _LOSSES[name] is not cls:
-            raise ValueError(
-                f"a loss named {name!r} is already registered ({_LOSSES[name].__name__}); "
-                "choose another name."
-            )
-        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-            raise ValueError(f"register_loss({name!r}) expects a torch.nn.Module subclass.")
-        _LOSSES[name] = cls
-        return cls
-
-    return decorator
+    return _LOSSES.register(name)
 
 
 def list_losses() -> list[str]:
@@ -85,7 +61,7 @@ def list_losses() -> list[str]:
     -------
     list of str
     """
-    return sorted(_LOSSES)
+    return _LOSSES.names()
 
 
 def check_loss_options(name: str, options: dict[str, Any]) -> None:
@@ -96,12 +72,12 @@ def check_loss_options(name: str, options: dict[str, Any]) -> None:
     ValueError
         Naming the loss, the option and the valid options.
     """
-    if name not in _LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available losses: {', '.join(list_losses())}")
-    options = check_option_names("loss", name, options, keyword_names(_LOSSES[name].__init__))
+    _LOSSES.get_class(name)
     try:
-        _LOSSES[name](**options)
-    except (TypeError, ValueError) as exc:
+        _LOSSES.create(name, **options)
+    except ValueError as exc:
+        if "option" in str(exc):
+            raise
         raise ValueError(f"loss {name!r} rejects options {options}: {exc}") from exc
 
 
@@ -122,11 +98,10 @@ def get_loss(name: str, **kwargs: object) -> nn.Module:
     Raises
     ------
     ValueError
-        If ``name`` is not registered (the message lists the valid names).
+        If ``name`` is not registered or an option is unknown (the message lists the valid
+        ones), or the constructor rejects a value.
     """
-    if name not in _LOSSES:
-        raise ValueError(f"unknown loss {name!r}; valid names are {list_losses()}.")
-    return _LOSSES[name](**kwargs)
+    return _LOSSES.create(name, **kwargs)
 
 
 # ------------------------------------------------------------------------- helpers

@@ -8,6 +8,7 @@ when its module is imported; import that module here.
 
 import pointseg.superpixels.hers  # noqa: F401  (registers "hers")
 from pointseg.superpixels import skimage_methods  # noqa: F401  (registers built-ins)
+from pointseg.superpixels.hers import HersHierarchy, hers_hierarchy
 from pointseg.superpixels.registry import (
     SuperpixelMethod,
     compute_superpixels,
@@ -19,9 +20,11 @@ from pointseg.superpixels.registry import (
 )
 
 __all__ = [
+    "HersHierarchy",
     "SuperpixelMethod",
     "compute_superpixels",
     "get_superpixel_method",
+    "hers_hierarchy",
     "list_superpixel_methods",
     "normalize_image",
     "register_superpixel_method",

@@ -86,6 +86,7 @@ __all__ = [
     "build_hers_hierarchy",
     "clear_hers_cache",
     "hers",
+    "hers_hierarchy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -729,6 +730,42 @@ def _hierarchy_for(image: np.ndarray, *, use_cache: bool, **options: Any) -> Her
     return hier
 
 
+def hers_hierarchy(
+    image: np.ndarray,
+    *,
+    balance: float = DEFAULT_BALANCE,
+    merge_fraction: float = DEFAULT_MERGE_FRACTION,
+    loop_update: bool = False,
+    sigma: float | None = None,
+    affinity: Any = None,
+    edge_map: Any = None,
+    cache: bool = True,
+) -> HersHierarchy:
+    """The hierarchy the registered ``hers`` method cuts for ``image`` (same cache, same options).
+
+    Parameters
+    ----------
+    image : np.ndarray, shape (H, W) or (H, W, C)
+        As for :func:`hers` (normalised the same way, so both share one cached build).
+    balance, merge_fraction, loop_update, sigma, affinity, edge_map, cache
+        See :func:`hers`.
+
+    Returns
+    -------
+    HersHierarchy
+    """
+    return _hierarchy_for(
+        normalize_image(image),
+        use_cache=bool(cache),
+        affinity=affinity,
+        balance=balance,
+        edge_map=edge_map,
+        sigma=sigma,
+        merge_fraction=merge_fraction,
+        loop_update=loop_update,
+    )
+
+
 @register_superpixel_method("hers")
 def hers(
     image: np.ndarray,
@@ -769,14 +806,14 @@ def hers(
         relabelling).
     """
     del seed
-    hier = _hierarchy_for(
+    hier = hers_hierarchy(
         image,
-        use_cache=bool(cache),
-        affinity=affinity,
         balance=balance,
-        edge_map=edge_map,
-        sigma=sigma,
         merge_fraction=merge_fraction,
         loop_update=loop_update,
+        sigma=sigma,
+        affinity=affinity,
+        edge_map=edge_map,
+        cache=cache,
     )
     return hier.cut(n_segments)

@@ -31,7 +31,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class EpochCSVLogger(L.Callback):
-    """Append ``epoch, train_loss, val_loss, val_miou, val_pixel_accuracy, lr, seconds`` rows.
+    """Append ``epoch, train_loss, val_loss, val_miou, val_pixel_accuracy, lr, seconds`` rows
+    (and ``train_regulariser`` when the run has a regulariser).
 
     The file is rewritten atomically after each epoch; on resume earlier rows are kept and rows
     of epochs that are trained again are replaced.
@@ -67,10 +68,16 @@ class EpochCSVLogger(L.Callback):
             "lr": lr,
             "seconds": round(time.perf_counter() - self._start, 3),
         }
+        columns = _COLUMNS
+        if "train_regulariser" in m:  # the regulariser's own value, before its weight
+            row["train_regulariser"] = val("train_regulariser")
+            columns = (*_COLUMNS, "train_regulariser")
         rows = [r for r in read_history(self.path) if int(r["epoch"]) < row["epoch"]]
         rows.append(row)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=columns, lineterminator="\n", restval=math.nan, extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(self.path, buf.getvalue())

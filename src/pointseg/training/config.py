@@ -11,7 +11,7 @@ import yaml
 
 from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import write_text_atomic
-from pointseg.labels.settings import PseudoLabelSettings
+from pointseg.labels.settings import DEFAULT_REGION_FACTOR, PseudoLabelSettings
 
 __all__ = [
     "AERIAL_SCALE",
@@ -86,6 +86,19 @@ SETTING_HELP: dict[str, str] = {
     "fill_counts": "coarser superpixel counts that fill unlabelled pixels, e.g. 150,75 "
     "(multi-scale)",
     "superpixel_options": "JSON options of the superpixel method",
+    "propagation": "how clicks spread: majority (default; the paper's vote per superpixel) or "
+    "point_aware (each click takes the largest region of the HERS hierarchy holding no click "
+    "of another class, up to --max-region-area; replaces --fill-counts)",
+    "max_region_area": "point_aware: largest region a click takes, in the unit of "
+    "--superpixel-area (native pixels^2; default 2 superpixel areas)",
+    "regulariser": "a loss on the unlabelled pixels following image affinities, e.g. crf "
+    "(see 'pointseg list regularisers'); default none",
+    "regulariser_weight": "weight of --regulariser added to the loss (default: its own)",
+    "regulariser_options": "JSON options of the regulariser",
+    "self_train_rounds": "self-training rounds after the first training (0): superpixels "
+    "without clicks take the model's confident predictions, then training goes on",
+    "self_train_threshold": "self-training: a superpixel's mean predicted probability needed "
+    "to take its class (0.8)",
     "model": "model name (default unet); see 'pointseg list models'",
     "model_options": "JSON, e.g. '{\"base_channels\": 16}'",
     "weights": "'imagenet' (must be cached locally) or a local weights file",
@@ -138,7 +151,15 @@ class TrainConfig:
     CRS such as ``"EPSG:4326"``) or it is a GeoPackage/Shapefile: then its points are in map
     coordinates, reprojected onto the dataset's georeferenced images;
     ``superpixels`` method with ``n_segments``; ``fill_counts`` (coarser counts, e.g.
-    ``[150, 75]``) fill what finer superpixels leave unlabelled (multi-scale propagation).
+    ``[150, 75]``) fill what finer superpixels leave unlabelled (multi-scale propagation);
+    ``propagation="point_aware"`` instead gives each click the largest region of the HERS
+    hierarchy around it without a click of another class, up to ``max_region_area``.
+
+    Beyond the labelled pixels: ``regulariser`` (+ ``regulariser_weight``,
+    ``regulariser_options``) adds an affinity-aware loss on every pixel
+    (:func:`pointseg.losses.list_regularisers`); ``self_train_rounds`` retrains after
+    superpixels without clicks take the model's predictions where their mean probability
+    reaches ``self_train_threshold``.
 
     Model and optimisation: ``model`` + ``model_options`` (+ ``weights``), ``loss`` +
     ``loss_options``, Adam ``lr``/``weight_decay``, ``batch_size``, ``max_epochs``,
@@ -176,6 +197,13 @@ class TrainConfig:
     n_segments: int = 300
     fill_counts: list[int] = field(default_factory=list)
     superpixel_options: dict[str, Any] = field(default_factory=dict)
+    propagation: str = "majority"
+    max_region_area: float | None = None
+    regulariser: str | None = None
+    regulariser_weight: float | None = None
+    regulariser_options: dict[str, Any] = field(default_factory=dict)
+    self_train_rounds: int = 0
+    self_train_threshold: float = 0.8
     model: str = "unet"
     model_options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
@@ -394,17 +422,96 @@ class TrainConfig:
             raise ValueError("overwrite and resume exclude each other: choose one")
         check_model_options(self.model, dict(self.model_options or {}))
         check_loss_options(self.loss, dict(self.loss_options or {}))
-        self.pseudo_label_settings()  # superpixel method, counts
+        self._validate_beyond_labels()
+        self.pseudo_label_settings()  # superpixel method, counts, propagation
         check_output_dir(self.out, what="run folder")
+
+    def pixels_per_segment(self) -> float | None:
+        """The mean superpixel area in native pixels² (None: a count per whole image).
+
+        Windows: ``superpixel_area``, else ``(window / scale)² / n_segments``; whole images:
+        ``superpixel_area`` when set.
+        """
+        if self.superpixel_area:
+            return float(self.superpixel_area)
+        if self.mode == "window":
+            side = int(self.window_size or 0) / float(self.scale or 1.0)
+            return side * side / int(self.n_segments)
+        return None
+
+    def _validate_beyond_labels(self) -> None:
+        """The regulariser and the self-training rounds."""
+        from pointseg.losses import check_regulariser_options
+
+        if self.regulariser is not None:
+            check_regulariser_options(self.regulariser, dict(self.regulariser_options or {}))
+        elif self.regulariser_weight is not None or self.regulariser_options:
+            raise ValueError(
+                "regulariser_weight/regulariser_options are set but no regulariser: set "
+                "regulariser (e.g. --regulariser crf) or drop them"
+            )
+        if self.regulariser_weight is not None:
+            try:
+                weight = float(self.regulariser_weight)
+            except (TypeError, ValueError):
+                weight = float("nan")
+            if not (weight >= 0 and weight < float("inf")):
+                raise ValueError(
+                    f"regulariser_weight must be a finite number >= 0, got "
+                    f"{self.regulariser_weight!r}"
+                )
+        rounds = self.self_train_rounds
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+            raise ValueError(f"self_train_rounds must be an integer >= 0, got {rounds!r}")
+        try:
+            threshold = float(self.self_train_threshold)
+        except (TypeError, ValueError):
+            threshold = float("nan")
+        if not 0 < threshold <= 1:
+            raise ValueError(
+                f"self_train_threshold must be a probability in (0, 1], got "
+                f"{self.self_train_threshold!r}"
+            )
+        if rounds and (self.mode != "window" or self.dataset == "rasters"):
+            raise ValueError(
+                "self-training rounds run on windows of tile datasets (the default geometry); "
+                "drop --resize, or set self_train_rounds 0"
+            )
+        if rounds and self.supervision == "full":
+            raise ValueError("self-training needs point supervision: drop self_train_rounds")
 
     def pseudo_label_settings(self) -> PseudoLabelSettings:
         """The superpixel and propagation settings of this run (one frozen object)."""
+        factor = DEFAULT_REGION_FACTOR
+        if self.max_region_area is not None:
+            try:
+                cap = float(self.max_region_area)
+            except (TypeError, ValueError):
+                cap = float("nan")
+            if not cap > 0:
+                raise ValueError(
+                    f"max_region_area must be > 0 pixels², got {self.max_region_area!r}"
+                )
+            if self.propagation != "point_aware":
+                raise ValueError(
+                    "max_region_area caps point-aware regions: set propagation point_aware "
+                    "(--propagation point_aware) or drop it"
+                )
+            base = self.pixels_per_segment()
+            if base is None:
+                raise ValueError(
+                    "max_region_area is an area: on whole resized images set superpixel_area "
+                    "too (the superpixel area it is measured against)"
+                )
+            factor = cap / base
         return PseudoLabelSettings(
             method=self.superpixels,
             n_segments=self.n_segments,
             fill_counts=self.fill_counts or (),
             seed=self.seed,
             options=self.superpixel_options or {},
+            propagation=self.propagation,
+            max_region_factor=factor,
         )
 
     def open_dataset(self, split: str | None, *, require_masks: bool = True) -> RecordDataset:

@@ -309,6 +309,9 @@ class ImageWindowDataset(Dataset):
     seed : int
     augment : bool
         Random flips and 90 degree rotations.
+    with_valid : bool
+        Add ``"valid"``: bool (W, W), False on padding beyond the image and on nodata (a
+        regulariser on unlabelled pixels must skip them; the mask cannot tell them apart).
     """
 
     def __init__(
@@ -327,6 +330,7 @@ class ImageWindowDataset(Dataset):
         seed: int = 0,
         augment: bool = True,
         tries: int = 8,
+        with_valid: bool = False,
     ) -> None:
         if target not in ("pseudo", "full"):
             raise ValueError(f"target must be 'pseudo' or 'full', got {target!r}")
@@ -356,6 +360,7 @@ class ImageWindowDataset(Dataset):
         self.seed = int(seed)
         self.augment = augment
         self.tries = int(tries)
+        self.with_valid = bool(with_valid)
 
     def __len__(self) -> int:
         return self.length
@@ -392,8 +397,11 @@ class ImageWindowDataset(Dataset):
         c0 = _origin(int(x), int(rng.integers(n)), src.width, n)
         return s, r0, c0
 
-    def read(self, s: int, r0: int, c0: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised image (C, W, W) and labels (W, W) of the window at ``(r0, c0)``."""
+    def read(
+        self, s: int, r0: int, c0: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The normalised image (C, W, W), labels (W, W) and, with ``with_valid``, the valid
+        pixels (W, W) of the window at ``(r0, c0)``."""
         src, n = self.sources[s], self.side
         sample = self.samples.get(src.index)
         pixels = sample["image"][r0 : r0 + n, c0 : c0 + n]
@@ -402,6 +410,11 @@ class ImageWindowDataset(Dataset):
         if valid is not None:
             labels[~valid[r0 : r0 + n, c0 : c0 + n]] = IGNORE_INDEX
         h, w = labels.shape
+        inside = None
+        if self.with_valid:  # 0 where valid, ignore elsewhere: resampled so that ignore wins
+            ok = np.zeros((n, n), np.uint8) + IGNORE_INDEX
+            ok[:h, :w] = 0 if valid is None else np.where(valid[r0 : r0 + h, c0 : c0 + w], 0, 255)
+            inside = torch.from_numpy(resample_labels(ok, self.window) == 0)
         x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).permute(2, 0, 1)
         x = (x - self.mean) / self.std
         x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
@@ -410,14 +423,19 @@ class ImageWindowDataset(Dataset):
             labels = np.pad(labels, ((0, n - h), (0, n - w)), constant_values=IGNORE_INDEX)
         image = resample_window(x, self.window)
         mask = torch.from_numpy(resample_labels(labels, self.window)).long()
-        return image, mask
+        return image, mask, inside
 
     def __getitem__(self, key: int) -> dict[str, Any]:
         s, r0, c0 = self.draw(key)
-        image, mask = self.read(s, r0, c0)
+        image, mask, valid = self.read(s, r0, c0)
+        if valid is not None:  # one flip for both: stacked on a leading axis
+            mask = torch.stack([mask, valid.long()])
         if self.augment:
             image, mask = flip_rotate(image, mask)
-        return {"image": image, "mask": mask, "name": f"{self.sources[s].name}@{r0},{c0}"}
+        item = {"image": image, "mask": mask, "name": f"{self.sources[s].name}@{r0},{c0}"}
+        if valid is not None:
+            item["mask"], item["valid"] = mask[0], mask[1].bool()
+        return item
 
 
 class WholeImageDataset(Dataset):
@@ -490,6 +508,10 @@ class WindowTraining:
     std: list[float]
     in_channels: int
     stats: dict[str, Any] = field(default_factory=dict)
+    #: ``image path -> LevelsStore`` of the superpixel levels labelling used (and filled)
+    levels: Callable[[Any], LevelsStore] | None = None
+    #: the superpixel areas labelling used: ``(pixels_per_segment, fill areas)``
+    areas: tuple[float, list[float]] = (0.0, [])
 
 
 def prepare_window_training(
@@ -547,7 +569,14 @@ def prepare_window_training(
         "bands": getattr(dataset, "bands", None),
         "remap": repr(getattr(dataset, "remap", None)),
         "loader": type(dataset).__name__,
+        **pseudo.propagation_options(),
     }
+
+    def levels_of(image: Any) -> LevelsStore:
+        return LevelsStore(
+            cache_dir / "levels", raster_label_key(image, np.zeros((0, 3)), settings)
+        )
+
     sources: list[WindowSource] = []
     indices: Iterable[int] = range(n)
     if progress is not None:
@@ -587,7 +616,6 @@ def prepare_window_training(
         path = cache_dir / "labels" / key[:2] / f"{key}.npy"
         if not path.is_file():
             sample = sample if sample is not None else dataset[i]
-            image_key = raster_label_key(rec.image, np.zeros((0, 3)), settings)
             labels = label_image(
                 sample["image"],
                 pts,
@@ -599,7 +627,8 @@ def prepare_window_training(
                 seed=pseudo.seed,
                 block_size=block_size,
                 margin=margin,
-                levels=LevelsStore(cache_dir / "levels", image_key),
+                levels=levels_of(rec.image),
+                **pseudo.propagation_options(),
                 **pseudo.method_options,
             )
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -626,4 +655,6 @@ def prepare_window_training(
     if n_valid:
         stats["pseudo_coverage"] = n_evaluated / n_valid
         stats["pseudo_accuracy"] = n_correct / max(n_evaluated, 1)
-    return WindowTraining(sources, mean, std, len(mean), stats)
+    return WindowTraining(
+        sources, mean, std, len(mean), stats, levels_of, (float(pixels_per_segment), fills)
+    )

@@ -39,6 +39,7 @@ _RUN_FILES = (
     "metrics.json",
     "label_stats.json",
     "predictions",
+    "self-train",
     FINISHED_MARKER,
 )
 

@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from pointseg.losses import get_loss
+from pointseg.losses import get_loss, get_regulariser
 from pointseg.metrics import ConfusionMatrix
 from pointseg.models import get_model
 
@@ -36,6 +36,12 @@ class SegmentationTask(L.LightningModule):
     class_names : sequence of str
     background : str, optional
         Background class (for "mIoU without background").
+    regulariser : str, optional
+        A name from :func:`pointseg.losses.list_regularisers`: a loss on every valid pixel
+        (labelled or not) that follows the image's affinities, added to the loss.
+    regulariser_options : mapping
+    regulariser_weight : float, optional
+        Its weight (default: the regulariser's ``default_weight``).
 
     Notes
     -----
@@ -58,6 +64,9 @@ class SegmentationTask(L.LightningModule):
         plateau_factor: float = 0.5,
         class_names: Sequence[str] | None = None,
         background: str | None = None,
+        regulariser: str | None = None,
+        regulariser_options: Mapping[str, Any] | None = None,
+        regulariser_weight: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -65,6 +74,14 @@ class SegmentationTask(L.LightningModule):
             model, num_classes=num_classes, in_channels=in_channels, **dict(model_options or {})
         )
         self.criterion = get_loss(loss, **dict(loss_options or {}))
+        self.regulariser = None
+        self.regulariser_weight = 0.0
+        if regulariser is not None:
+            self.regulariser = get_regulariser(regulariser, **dict(regulariser_options or {}))
+            weight = regulariser_weight
+            if weight is None:
+                weight = self.regulariser.default_weight
+            self.regulariser_weight = float(weight)
         self.val_confusion = ConfusionMatrix(
             num_classes,
             class_names=list(class_names) if class_names else None,
@@ -80,6 +97,10 @@ class SegmentationTask(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
+        if self.regulariser is not None and self.regulariser_weight > 0:
+            reg = self.regulariser(logits, batch["image"], batch.get("valid"))
+            self.log("train_regulariser", reg, on_step=False, on_epoch=True, batch_size=len(logits))
+            loss = loss + self.regulariser_weight * reg
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits)
         )

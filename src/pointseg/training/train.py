@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pointseg.io.atomic import remove_stale_temp_files
+from pointseg.io.atomic import remove_stale_temp_files, write_text_atomic
 from pointseg.labels import PseudoLabelCache
 from pointseg.metrics import ConfusionMatrix, save_metrics_json
 from pointseg.models.registry import ModelSpec, save_model
@@ -256,8 +258,15 @@ def _fit(
     callbacks: Sequence[L.Callback],
     *,
     whole_image: Any = None,
+    stage: str = "",
+    init_state: Mapping[str, Any] | None = None,
 ) -> tuple[SegmentationTask, L.Trainer, float]:
-    """Lightning fit with checkpoints, early stopping and the CSV log; best weights loaded."""
+    """Lightning fit with checkpoints, early stopping and the CSV log; best weights loaded.
+
+    ``stage`` (e.g. ``round1``) keeps a later stage's checkpoints and history apart
+    (``checkpoints/round1/``, ``history-round1.csv``); ``init_state`` starts the model from
+    given weights (a resumed stage starts from its own ``last.ckpt`` instead).
+    """
     task = SegmentationTask(
         model=cfg.model,
         num_classes=spec.num_classes,
@@ -270,9 +279,14 @@ def _fit(
         plateau_patience=cfg.plateau_patience,
         class_names=spec.class_names,
         background=spec.background,
+        regulariser=cfg.regulariser,
+        regulariser_options=cfg.regulariser_options,
+        regulariser_weight=cfg.regulariser_weight,
     )
     task.whole_image = whole_image
-    ckpt_dir = run_dir / "checkpoints"
+    if init_state is not None:
+        task.model.load_state_dict(init_state)
+    ckpt_dir = run_dir / "checkpoints" / stage if stage else run_dir / "checkpoints"
     remove_stale_temp_files(ckpt_dir)  # half-written checkpoints of a killed run
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max"
@@ -287,7 +301,7 @@ def _fit(
         L.pytorch.callbacks.EarlyStopping(
             monitor="val_miou", mode="max", patience=cfg.early_stop_patience
         ),
-        EpochCSVLogger(run_dir / "history.csv"),
+        EpochCSVLogger(run_dir / (f"history-{stage}.csv" if stage else "history.csv")),
         *callbacks,
     ]
     trainer = L.Trainer(
@@ -306,6 +320,15 @@ def _fit(
         plugins=[AtomicCheckpointIO()],
     )
     last = ckpt_dir / "last.ckpt"
+    done = ckpt_dir / STAGE_DONE
+    finished = _finished_stage(done) if cfg.resume else None
+    if finished is not None and int(cfg.max_epochs) <= int(finished["max_epochs"]):
+        # a resumed run does not train a finished stage again (unless given more epochs)
+        state = torch.load(finished["best_path"], map_location="cpu", weights_only=True)
+        task.load_state_dict(state["state_dict"])
+        trainer.fit_loop.epoch_progress.current.completed = int(finished["epochs"])
+        logger.info("stage %s finished before: its best weights from %s", stage or "1", done)
+        return task, trainer, float(finished["best"])
     resume_from = str(last) if cfg.resume and last.is_file() else None
     trainer.fit(task, train_loader, val_loader, ckpt_path=resume_from)
 
@@ -314,7 +337,28 @@ def _fit(
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
     best = checkpoint.best_model_score
-    return task, trainer, float(best) if best is not None else float("nan")
+    best = float(best) if best is not None else float("nan")
+    if best_path:
+        record = {"best": best, "epochs": trainer.current_epoch, "max_epochs": cfg.max_epochs}
+        record["best_file"] = Path(best_path).name  # beside this file: the folder may move
+        write_text_atomic(done, json.dumps(record))
+    return task, trainer, best
+
+
+#: Written in a stage's checkpoint folder once it has trained: a resumed run skips the stage.
+STAGE_DONE = "stage-done.json"
+
+
+def _finished_stage(path: Path) -> dict[str, Any] | None:
+    """The record of a finished stage, or None (absent, unreadable or its weights gone)."""
+    try:
+        record = json.loads(path.read_text())
+        record["best_path"] = path.parent / str(record["best_file"])
+        if record["best_path"].is_file():
+            return record
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _finish(
@@ -560,7 +604,7 @@ def _run_window_training(
     points, report = _split_points(cfg, datasets)
     pseudo = cfg.pseudo_label_settings()
     side = window / scale
-    area = float(cfg.superpixel_area) if cfg.superpixel_area else side * side / pseudo.n_segments
+    area = float(cfg.pixels_per_segment() or side * side / pseudo.n_segments)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "window-labels"
     target = "full" if cfg.supervision == "full" else "pseudo"
     prep = prepare_window_training(
@@ -587,18 +631,22 @@ def _run_window_training(
             for s in prep.sources
         ),
     )
-    train_ds = ImageWindowDataset(
-        datasets["train"],
-        prep.sources,
-        window=window,
-        scale=scale,
-        mean=prep.mean,
-        std=prep.std,
-        target=target,
-        length=length,
-        cache_bytes=float(cfg.window_cache_mb) * 2**20,
-        seed=cfg.seed,
-    )
+
+    def windows(sources: Sequence[Any]) -> ImageWindowDataset:
+        return ImageWindowDataset(
+            datasets["train"],
+            sources,
+            window=window,
+            scale=scale,
+            mean=prep.mean,
+            std=prep.std,
+            target=target,
+            length=length,
+            cache_bytes=float(cfg.window_cache_mb) * 2**20,
+            seed=cfg.seed,
+            with_valid=cfg.regulariser is not None,
+        )
+
     val_data = datasets["val"]
     indices = list(range(len(val_data)))
     if cfg.max_val_images and len(indices) > cfg.max_val_images:
@@ -606,12 +654,15 @@ def _run_window_training(
         indices = sorted(keep.tolist())
     val_ds = WholeImageDataset(val_data, indices=indices, points=points)
     loader_opts = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=cfg.batch_size,
-        sampler=DrawSampler(length, seed=cfg.seed),
-        **loader_opts,
-    )
+
+    def train_loader(sources: Sequence[Any]) -> DataLoader:
+        return DataLoader(
+            windows(sources),
+            batch_size=cfg.batch_size,
+            sampler=DrawSampler(length, seed=cfg.seed),
+            **loader_opts,
+        )
+
     val_loader = DataLoader(
         val_ds, batch_size=1, collate_fn=WholeImageDataset.collate, **loader_opts
     )
@@ -640,8 +691,23 @@ def _run_window_training(
         cfg.val_every,
     )
     task, trainer, best = _fit(
-        cfg, spec, train_loader, val_loader, run_dir, callbacks, whole_image=whole
+        cfg, spec, train_loader(prep.sources), val_loader, run_dir, callbacks, whole_image=whole
     )
+    rounds: list[dict[str, Any]] = []
+    if cfg.self_train_rounds:
+        task, trainer, best, rounds = _self_train(
+            cfg,
+            run_dir,
+            callbacks,
+            prep,
+            datasets["train"],
+            pseudo,
+            (task, trainer, best),
+            whole=whole,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            spec=spec,
+        )
     device = next(task.model.parameters()).device
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
@@ -649,10 +715,97 @@ def _run_window_training(
         if len(ds) and all(r.mask is not None for r in ds.records):
             metrics[name] = evaluate_dataset(task.model, spec, ds, device=device)
             metrics[name]["scored"] = "whole images at native resolution, tiled"
-    stats = {**prep.stats, "windows_per_epoch": float(length)}
+    stats: dict[str, Any] = {**prep.stats, "windows_per_epoch": float(length)}
+    if rounds:
+        stats["self_train"] = rounds
     if report is not None:
         stats["points_report"] = report.counts()
     return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {})
+
+
+def _self_train(
+    cfg: TrainConfig,
+    run_dir: Path,
+    callbacks: Sequence[L.Callback],
+    prep: Any,
+    train_data: Any,
+    pseudo: Any,
+    first: tuple[SegmentationTask, L.Trainer, float],
+    *,
+    whole: Any,
+    train_loader: Any,
+    val_loader: DataLoader,
+    spec: ModelSpec,
+) -> tuple[SegmentationTask, L.Trainer, float, list[dict[str, Any]]]:
+    """``cfg.self_train_rounds`` rounds of completed labels and training from the last weights.
+
+    Each round starts from the best weights so far (by validation mIoU), on the click labels
+    completed by that model (:func:`~pointseg.training.self_training.self_training_round`).
+    The model kept is the round with the best validation mIoU; every round's label coverage,
+    accuracy and validation mIoU are returned (and logged).
+    """
+    from pointseg.training.self_training import image_superpixels, self_training_round
+
+    area, fills = prep.areas
+
+    def superpixels(index: int, sample: dict[str, Any]) -> np.ndarray:
+        return image_superpixels(
+            sample["image"],
+            pixels_per_segment=area,
+            pseudo=pseudo,
+            fill_pixels_per_segment=fills,
+            valid=sample.get("valid"),
+            levels=prep.levels(train_data.records[index].image),
+        )
+
+    kept = first
+    rounds = []
+    for r in range(1, int(cfg.self_train_rounds) + 1):
+        t_round = time.perf_counter()
+        model = kept[0].model
+        model.eval()
+        with torch.no_grad():
+            sources, info = self_training_round(
+                functools.partial(whole, model),
+                train_data,
+                prep.sources,
+                threshold=float(cfg.self_train_threshold),
+                superpixels=superpixels,
+                out_dir=run_dir / "self-train" / f"round{r}",
+            )
+        logger.info(
+            "self-training round %d: labels cover %.1f %% of the training pixels (+%.1f %% "
+            "from predictions)%s",
+            r,
+            100 * info["labelled_fraction"],
+            100 * info["added_fraction"],
+            f", {100 * info['pseudo_accuracy']:.1f} % right (added: "
+            f"{100 * info['added_accuracy']:.1f} %)"
+            if "pseudo_accuracy" in info
+            else "",
+        )
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        task_r, trainer_r, best_r = _fit(
+            cfg,
+            spec,
+            train_loader(sources),
+            val_loader,
+            run_dir,
+            callbacks,
+            whole_image=whole,
+            stage=f"round{r}",
+            init_state=state,
+        )
+        info.update(
+            round=float(r),
+            best_val_miou=best_r,
+            seconds=round(time.perf_counter() - t_round, 1),
+        )
+        rounds.append(info)
+        logger.info("self-training round %d: best val mIoU %.4f", r, best_r)
+        if best_r >= kept[2] or kept[2] != kept[2]:
+            kept = (task_r, trainer_r, best_r)
+    return (*kept, rounds)
 
 
 def _no_training_labels(ds: Any, points: Any, report: Any) -> str:

@@ -553,6 +553,7 @@ def prepare_raster_training(
         "seed": pseudo.seed,
         "n_classes": n_classes,
         "options": pseudo.method_options,
+        **pseudo.propagation_options(),
     }
     cache_dir.mkdir(parents=True, exist_ok=True)
     seconds = 0.0
@@ -580,6 +581,7 @@ def prepare_raster_training(
                 margin=opts.margin,
                 seed=pseudo.seed,
                 progress=progress,
+                **pseudo.propagation_options(),
                 **pseudo.method_options,
             )
             seconds += info["seconds"]
