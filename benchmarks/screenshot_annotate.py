@@ -8,7 +8,8 @@ and saves the page again with the prediction overlay and the proposed next click
 browser is downloaded.
 
 Usage: python benchmarks/screenshot_annotate.py [--out docs/annotate.png]
-       [--loop-out docs/annotate-loop.png] [--points 20]
+       [--loop-out docs/annotate-loop.png] [--points 20] [--setting=--propagation
+       --setting=point_aware ...]
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def main() -> None:
     parser.add_argument("--out", default="docs/annotate.png")
     parser.add_argument("--loop-out", default="docs/annotate-loop.png")
     parser.add_argument("--points", type=int, default=20, help="points on the image shown")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a flag of pointseg annotate, e.g. --setting=--propagation --setting=point_aware",
+    )
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -98,7 +106,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_synthetic_dataset(Path(tmp) / "data", n_images=4, size=512, seed=0)
         masks = [np.asarray(Image.open(p)) for p in sorted((data / "masks").glob("*.png"))]
-        proc, url = start_server(data, "--runs", str(Path(tmp) / "runs"), "--train-epochs", "30")
+        proc, url = start_server(
+            data, "--runs", str(Path(tmp) / "runs"), "--train-epochs", "30", *args.setting
+        )
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

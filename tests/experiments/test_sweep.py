@@ -64,7 +64,10 @@ def test_sweep_runs_records_failures_and_resumes(tiny_synthetic, tmp_path):
     assert 0 <= float(by_run["n_points=5"]["test_miou"]) <= 1
     md = (out / "results.md").read_text()
     assert "±" in md and "Failed runs (1)" in md
-    assert (out / "miou_vs_points.png").is_file()
+    from PIL import Image
+
+    with Image.open(out / "miou_vs_points.png") as plot:  # two panels: mIoU, ratio to full
+        assert plot.size[0] > 1.5 * plot.size[1]
     # a restart skips the finished runs and retries only the failed one
     calls.clear()
     records = run_sweep(load_sweep(_write(tmp_path, tiny_synthetic)), train=train)

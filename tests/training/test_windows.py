@@ -110,6 +110,24 @@ def test_pseudo_label_raster_blocks_nodata_and_georef(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_point_aware_raster_labels_cover_at_least_the_vote_and_keep_nodata_out(tmp_path):
+    src, _, truth = _two_halves(tmp_path)
+    pts = np.array([[100, 50, 0], [300, 250, 1], [250, 20, 1], [120, 200, 0]])
+    kw = {"n_classes": 2, "pixels_per_segment": 400, "block_size": 256, "margin": 32}
+    pseudo_label_raster(src, pts, tmp_path / "vote.tif", **kw)
+    pseudo_label_raster(
+        src, pts, tmp_path / "aware.tif", propagation="point_aware", max_region_factor=8, **kw
+    )
+    with rasterio.open(tmp_path / "vote.tif") as a, rasterio.open(tmp_path / "aware.tif") as b:
+        vote, aware = a.read(1), b.read(1)
+    # no conflicts here: point-aware keeps every voted pixel and grows beyond it
+    assert (aware[vote != IGNORE_INDEX] == vote[vote != IGNORE_INDEX]).all()
+    assert (aware != IGNORE_INDEX).sum() > (vote != IGNORE_INDEX).sum()
+    assert (aware[:, :40] == IGNORE_INDEX).all()  # nodata never labelled
+    labelled = aware != IGNORE_INDEX
+    assert (aware[labelled] == truth[labelled]).mean() > 0.95
+
+
 def test_pseudo_label_raster_margin_spreads_across_block_borders(tmp_path):
     src, _, _ = _two_halves(tmp_path, nodata_cols=0)
     pts = np.array([[250, 254, 1]])  # two pixels above the border of the 256-pixel blocks

@@ -682,8 +682,10 @@ def _plot_against(
 ) -> Path | None:
     """Test mIoU (mean ± std over seeds) of the point runs against setting ``x``.
 
-    One line per combination of the other varied settings; the fully supervised runs are
-    horizontal dashed lines. Nothing is drawn when ``x`` takes fewer than two values.
+    One line per combination of the other varied settings (mean ± std over folds and seeds);
+    the fully supervised runs are horizontal dashed lines. With one fully supervised setting and
+    clicks on x, a second panel draws each line's ratio to it. Nothing is drawn when ``x``
+    takes fewer than two values.
     """
     defaults = TrainConfig()
     done = [r for r in rows if r["status"] == "done"]
@@ -707,9 +709,20 @@ def _plot_against(
 
     from pointseg.io.atomic import atomic_write
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     full_keys = [k for k in others if k != "n_points"]
+    full_groups: dict[tuple, list[float]] = {}
+    for r in full:
+        label = tuple(r.get(k) for k in full_keys)
+        full_groups.setdefault(label, []).append(float(r["test_miou"]))
+    # with one fully supervised line and clicks on x: a second panel, the ratio to it
+    ratio_to = float(np.mean(next(iter(full_groups.values())))) if len(full_groups) == 1 else None
+    if x != "n_points":
+        ratio_to = None
+    if ratio_to is not None:
+        fig, (ax, rax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    else:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     color_of: dict[tuple, str] = {}
     for i, (label, by_x) in enumerate(sorted(series.items(), key=lambda kv: _sort_key(kv[0]))):
         if len(by_x) < 2 and x == "n_segments":
@@ -729,10 +742,10 @@ def _plot_against(
             color=color,
             label=name,
         )
-    full_groups: dict[tuple, list[float]] = {}
-    for r in full:
-        label = tuple(r.get(k) for k in full_keys)
-        full_groups.setdefault(label, []).append(float(r["test_miou"]))
+        if ratio_to is not None and ratio_to > 0:
+            rax.plot(
+                xv, [np.mean(by_x[v]) / ratio_to for v in xv], marker="o", color=color, label=name
+            )
     ordered = sorted(full_groups.items(), key=lambda kv: _sort_key(kv[0]))
     for label, mious in ordered:
         name = ", ".join(f"{k}={v}" for k, v in zip(full_keys, label, strict=True))
@@ -746,6 +759,14 @@ def _plot_against(
     ax.set(xlabel=xlabel, ylabel="test mIoU", title=sweep.name)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    if ratio_to is not None:
+        rax.axhline(1.0, color="k", linestyle="--")
+        rax.set(
+            xlabel=xlabel,
+            ylabel="test mIoU / fully supervised",
+            title=f"ratio to full masks ({ratio_to:.3f})",
+        )
+        rax.grid(alpha=0.3)
     fig.tight_layout()
     path = sweep.out / filename
     with atomic_write(path) as tmp:
