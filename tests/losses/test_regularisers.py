@@ -87,7 +87,9 @@ def test_registry_lists_and_builds_crf() -> None:
 
 
 def test_unknown_name_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match=r"unknown regulariser 'dense'; valid names: .*crf"):
+    with pytest.raises(
+        ValueError, match=r"unknown regulariser 'dense'; available regularisers: .*crf"
+    ):
         get_regulariser("dense")
 
 
@@ -124,7 +126,7 @@ def test_bad_option_values(options: dict[str, object], message: str) -> None:
 
 def test_check_options_accepts_good_options() -> None:
     check_regulariser_options("crf", {"radius": 3, "downsample": 1})
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(ValueError, match="available regularisers"):
         check_regulariser_options("nope", {})
 
 

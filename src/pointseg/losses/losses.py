@@ -35,7 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_LOSSES = ModuleRegistry("loss")
+_LOSSES = ModuleRegistry("loss", "losses")
 
 _M = TypeVar("_M", bound=type[nn.Module])
 

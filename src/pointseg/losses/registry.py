@@ -19,12 +19,13 @@ class ModuleRegistry:
 
     Parameters
     ----------
-    kind : str
-        What the modules are, for messages (``"loss"``, ``"regulariser"``).
+    kind, plural : str
+        What the modules are, for messages (``"loss"``/``"losses"``).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plural: str) -> None:
         self.kind = kind
+        self.plural = plural
         self._classes: dict[str, type[nn.Module]] = {}
 
     def register(self, name: str) -> Callable[[_M], _M]:
@@ -63,7 +64,7 @@ class ModuleRegistry:
         """The class registered under ``name``; an unknown name lists the valid ones."""
         if not isinstance(name, str) or name not in self._classes:
             raise ValueError(
-                f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}."
+                f"unknown {self.kind} {name!r}; available {self.plural}: {', '.join(self.names())}"
             )
         return self._classes[name]
 

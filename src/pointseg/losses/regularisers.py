@@ -36,7 +36,7 @@ __all__ = [
     "register_regulariser",
 ]
 
-_REGULARISERS = ModuleRegistry("regulariser")
+_REGULARISERS = ModuleRegistry("regulariser", "regularisers")
 
 _M = TypeVar("_M", bound=type[nn.Module])
 
