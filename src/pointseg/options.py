@@ -1,4 +1,5 @@
-"""Checking keyword options against a constructor's signature (models, losses, datasets)."""
+"""Checking keyword options against a constructor's signature (models, losses, datasets), and
+reading a setting as a number."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["check_option_names", "keyword_names"]
+__all__ = ["as_number", "check_option_names", "keyword_names"]
+
+
+def as_number(value: Any) -> float:
+    """``value`` as a float, or NaN when it is not a number (so every range check refuses it)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def keyword_names(fn: Callable[..., Any], *, skip: Iterable[str] = ()) -> list[str] | None:

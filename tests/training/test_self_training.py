@@ -235,3 +235,11 @@ def test_the_task_adds_the_weighted_regulariser_to_the_point_loss():
     )
     default = SegmentationTask(**kw, regulariser="crf")
     assert default.regulariser_weight == get_regulariser("crf").default_weight
+
+
+def test_the_superpixel_area_of_a_fresh_config_is_the_resolved_default():
+    from pointseg.training.config import AERIAL_SUPERPIXEL_AREA
+
+    assert TrainConfig(data="d").pixels_per_segment() == AERIAL_SUPERPIXEL_AREA
+    assert TrainConfig(data="d", window=128, scale=0.5, n_segments=16).pixels_per_segment() == 4096
+    assert TrainConfig(data="d", resize=64).pixels_per_segment() is None

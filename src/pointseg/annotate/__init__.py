@@ -36,8 +36,5 @@ def open_session(cfg, *, points_file=None):
             session, dataset, settings, window=cfg.window_size or 256, split_seed=cfg.split_seed
         )
         return session, engine
-    mode = cfg.mode  # resolves the geometry defaults first
-    area = cfg.superpixel_area
-    if area is None and mode == "window":  # training's default: n_segments per window
-        area = (cfg.window_size or 0) ** 2 / float(cfg.scale or 1.0) ** 2 / cfg.n_segments
+    area = cfg.pixels_per_segment()  # training's superpixel area (None: a count per image)
     return session, PreviewEngine(session, settings, cfg.resize_size, superpixel_area=area)

@@ -147,9 +147,14 @@ def label_blocks(
     levels_cache: Any = None,
     propagation: str = "majority",
     max_region_factor: float = DEFAULT_REGION_FACTOR,
+    segments_out: list[np.ndarray] | None = None,
+    always_segment: bool = False,
     **method_options: Any,
 ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, int, bool]]:
     """:func:`label_block` over the grid of ``block_size`` blocks (rounded up to 256), row-major.
+
+    ``segments_out`` and ``always_segment`` are :func:`label_block`'s: with both, the list
+    holds the superpixels of the block just yielded as its last item.
 
     Yields
     ------
@@ -176,6 +181,8 @@ def label_blocks(
                     levels_cache=levels_cache,
                     propagation=propagation,
                     max_region_factor=max_region_factor,
+                    segments_out=segments_out,
+                    always_segment=always_segment,
                     **method_options,
                 ),
             )

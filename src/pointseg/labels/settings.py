@@ -22,6 +22,7 @@ from pointseg.labels.propagation import (
     _check_points,
     propagate_multiscale,
 )
+from pointseg.options import as_number
 from pointseg.superpixels import compute_superpixels, get_superpixel_method
 
 __all__ = [
@@ -107,10 +108,7 @@ class PseudoLabelSettings:
             raise ValueError(
                 f"unknown propagation {self.propagation!r}; valid ones: {', '.join(PROPAGATIONS)}"
             )
-        try:
-            factor = float(self.max_region_factor)
-        except (TypeError, ValueError):
-            factor = float("nan")
+        factor = as_number(self.max_region_factor)
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(
                 f"max_region_factor must be a positive number of superpixel areas, got "
@@ -212,21 +210,14 @@ class PseudoLabelSettings:
         -------
         list of np.ndarray, each shape (H, W), int
         """
-        if self.point_aware:
-            from pointseg.superpixels import hers_hierarchy
+        if self.point_aware:  # one hierarchy: its cut is what the hers method returns
+            from pointseg.superpixels import hers_hierarchy, relabel_connected
 
-            base = compute_superpixels(
-                image,
-                method=self.method,
-                n_segments=self.n_segments,
-                seed=self.seed,
-                **self.method_options,
-            )
             hier = hers_hierarchy(image, **self.method_options)
             wall = np.iinfo(np.int32).max
             junction = np.append(hier.junction, np.int32(wall)).astype(np.int32)
             return [
-                base,
+                relabel_connected(hier.cut(self.n_segments)),
                 hier.order.astype(np.int32).reshape(hier.shape),
                 junction.reshape(hier.shape),
             ]

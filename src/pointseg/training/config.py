@@ -12,6 +12,7 @@ import yaml
 from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import write_text_atomic
 from pointseg.labels.settings import DEFAULT_REGION_FACTOR, PseudoLabelSettings
+from pointseg.options import as_number
 
 __all__ = [
     "AERIAL_SCALE",
@@ -430,11 +431,12 @@ class TrainConfig:
         """The mean superpixel area in native pixels² (None: a count per whole image).
 
         Windows: ``superpixel_area``, else ``(window / scale)² / n_segments``; whole images:
-        ``superpixel_area`` when set.
+        ``superpixel_area`` when set (after the geometry defaults are resolved).
         """
+        mode = self.mode  # resolves the defaults first: they may set superpixel_area
         if self.superpixel_area:
             return float(self.superpixel_area)
-        if self.mode == "window":
+        if mode == "window":
             side = int(self.window_size or 0) / float(self.scale or 1.0)
             return side * side / int(self.n_segments)
         return None
@@ -451,10 +453,7 @@ class TrainConfig:
                 "regulariser (e.g. --regulariser crf) or drop them"
             )
         if self.regulariser_weight is not None:
-            try:
-                weight = float(self.regulariser_weight)
-            except (TypeError, ValueError):
-                weight = float("nan")
+            weight = as_number(self.regulariser_weight)
             if not (weight >= 0 and weight < float("inf")):
                 raise ValueError(
                     f"regulariser_weight must be a finite number >= 0, got "
@@ -463,10 +462,7 @@ class TrainConfig:
         rounds = self.self_train_rounds
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
             raise ValueError(f"self_train_rounds must be an integer >= 0, got {rounds!r}")
-        try:
-            threshold = float(self.self_train_threshold)
-        except (TypeError, ValueError):
-            threshold = float("nan")
+        threshold = as_number(self.self_train_threshold)
         if not 0 < threshold <= 1:
             raise ValueError(
                 f"self_train_threshold must be a probability in (0, 1], got "
@@ -484,10 +480,7 @@ class TrainConfig:
         """The superpixel and propagation settings of this run (one frozen object)."""
         factor = DEFAULT_REGION_FACTOR
         if self.max_region_area is not None:
-            try:
-                cap = float(self.max_region_area)
-            except (TypeError, ValueError):
-                cap = float("nan")
+            cap = as_number(self.max_region_area)
             if not cap > 0:
                 raise ValueError(
                     f"max_region_area must be > 0 pixels², got {self.max_region_area!r}"

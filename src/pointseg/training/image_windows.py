@@ -412,8 +412,9 @@ class ImageWindowDataset(Dataset):
         h, w = labels.shape
         inside = None
         if self.with_valid:  # 0 where valid, ignore elsewhere: resampled so that ignore wins
-            ok = np.zeros((n, n), np.uint8) + IGNORE_INDEX
-            ok[:h, :w] = 0 if valid is None else np.where(valid[r0 : r0 + h, c0 : c0 + w], 0, 255)
+            ok = np.full((n, n), IGNORE_INDEX, np.uint8)
+            inner = valid[r0 : r0 + h, c0 : c0 + w] if valid is not None else True
+            ok[:h, :w] = np.where(inner, 0, IGNORE_INDEX)
             inside = torch.from_numpy(resample_labels(ok, self.window) == 0)
         x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).permute(2, 0, 1)
         x = (x - self.mean) / self.std

@@ -20,7 +20,7 @@ import numpy as np
 from pointseg.constants import IGNORE_INDEX
 from pointseg.io.atomic import atomic_write
 from pointseg.io.windows import ArrayWindows
-from pointseg.labels.raster import label_block, label_block_size
+from pointseg.labels.raster import label_blocks
 from pointseg.labels.settings import PseudoLabelSettings
 
 __all__ = ["image_superpixels", "self_train_labels", "self_training_round"]
@@ -124,33 +124,27 @@ def image_superpixels(
     """
     reader = ArrayWindows(image, valid)
     out = np.zeros((reader.height, reader.width), np.int64)
-    block = label_block_size(block_size)
     offset = 0
-    for r0 in range(0, reader.height, block):
-        for c0 in range(0, reader.width, block):
-            core = (r0, min(r0 + block, reader.height), c0, min(c0 + block, reader.width))
-            segments: list[np.ndarray] = []
-            label_block(
-                reader,
-                np.zeros((0, 3), np.int64),
-                core,
-                margin=margin,
-                n_classes=1,
-                pixels_per_segment=pixels_per_segment,
-                fill_pixels_per_segment=fill_pixels_per_segment,
-                method=pseudo.method,
-                seed=pseudo.seed,
-                segments_out=segments,
-                levels_cache=levels,
-                always_segment=True,
-                **pseudo.propagation_options(),
-                **pseudo.method_options,
-            )
-            part = np.asarray(segments[0], np.int64)
-            _, part = np.unique(part, return_inverse=True)
-            part = part.reshape(core[1] - core[0], core[3] - core[2])
-            out[core[0] : core[1], core[2] : core[3]] = part + offset
-            offset += int(part.max()) + 1
+    segments: list[np.ndarray] = []
+    for (r0, r1, c0, c1), _, _, _ in label_blocks(
+        reader,
+        np.zeros((0, 3), np.int64),
+        block_size=block_size,
+        margin=margin,
+        n_classes=1,
+        pixels_per_segment=pixels_per_segment,
+        fill_pixels_per_segment=fill_pixels_per_segment,
+        method=pseudo.method,
+        seed=pseudo.seed,
+        levels_cache=levels,
+        segments_out=segments,
+        always_segment=True,
+        **pseudo.propagation_options(),
+        **pseudo.method_options,
+    ):
+        _, part = np.unique(np.asarray(segments.pop(), np.int64), return_inverse=True)
+        out[r0:r1, c0:c1] = part.reshape(r1 - r0, c1 - c0) + offset
+        offset += int(part.max()) + 1
     return out
 
 

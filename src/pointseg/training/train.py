@@ -604,7 +604,7 @@ def _run_window_training(
     points, report = _split_points(cfg, datasets)
     pseudo = cfg.pseudo_label_settings()
     side = window / scale
-    area = float(cfg.pixels_per_segment() or side * side / pseudo.n_segments)
+    area = float(cfg.pixels_per_segment() or 0)  # never None on windows
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "window-labels"
     target = "full" if cfg.supervision == "full" else "pseudo"
     prep = prepare_window_training(
