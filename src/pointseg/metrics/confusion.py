@@ -486,6 +486,29 @@ class ConfusionMatrix:
         self._matrix += other._matrix
         return self
 
+    def with_counts(self, matrix: ArrayLike) -> ConfusionMatrix:
+        """A new accumulator with these settings holding ``matrix`` (e.g. summed over ranks).
+
+        Parameters
+        ----------
+        matrix : array, shape (C, C)
+            Non-negative integer counts, rows = true class.
+        """
+        counts = np.asarray(matrix)
+        if counts.shape != self._matrix.shape or not _is_integer_dtype(counts):
+            raise ValueError(
+                f"counts must be integers of shape {self._matrix.shape}, got "
+                f"{counts.dtype} {counts.shape}"
+            )
+        other = ConfusionMatrix(
+            self.n_classes,
+            ignore_index=self.ignore_index,
+            class_names=self.class_names,
+            background=self.background,
+        )
+        other._matrix[...] = counts
+        return other
+
     def compute(self) -> dict[str, Any]:
         """Metrics of the accumulated matrix; see :func:`compute_metrics`."""
         return compute_metrics(

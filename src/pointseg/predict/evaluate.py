@@ -30,8 +30,13 @@ def evaluate_dataset(
     *,
     device: torch.device,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+    indices: Sequence[int] | None = None,
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Metrics from one confusion matrix over all images of ``dataset`` (native resolution).
+
+    ``indices`` limits the images (one process's share of a distributed run) and ``reduce``
+    sums the confusion matrix over the processes before the metrics are computed.
 
     The model runs at its training size; its logits are resized to each image (bilinear), and
     the masks are never resized (nodata pixels, 255 in the masks, are not scored).
@@ -47,8 +52,8 @@ def evaluate_dataset(
         )
     cm = ConfusionMatrix(spec.num_classes, class_names=spec.class_names, background=spec.background)
     model.eval().to(device)
-    indices: Iterable[int] = range(len(dataset))
-    for i in progress(indices) if progress else indices:
+    order: Iterable[int] = range(len(dataset)) if indices is None else list(indices)
+    for i in progress(order) if progress else order:
         sample = dataset[i]
         if "mask" not in sample:
             raise ValueError(f"image {sample['name']!r} has no mask to evaluate against")
@@ -63,6 +68,8 @@ def evaluate_dataset(
             raise band_mismatch(spec, image.shape[2], image=where)
         logits = predict_logits(model, spec, image, device=device, where=where)
         cm.update(logits.argmax(0).cpu(), torch.from_numpy(sample["mask"]))
+    if reduce is not None:
+        cm = cm.with_counts(reduce(cm.matrix))
     return cm.compute()
 
 

@@ -50,8 +50,8 @@ class EpochCSVLogger(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         import time
 
-        if trainer.sanity_checking:
-            return
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return  # one writer in a distributed run
         m = trainer.callback_metrics
 
         def val(key: str) -> float:

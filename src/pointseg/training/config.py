@@ -115,6 +115,10 @@ SETTING_HELP: dict[str, str] = {
     "accelerator": "auto (default), cpu or cuda",
     "precision": "32-true (default), 16-mixed, bf16-mixed",
     "num_workers": "data loader worker processes (0)",
+    "devices": "processes (devices) per node for distributed training (1); more than one "
+    "trains with DDP: gloo on CPU, nccl on CUDA (README: Scaling out)",
+    "num_nodes": "nodes of a distributed run (1), started by torchrun or srun",
+    "strategy": "auto (default; ddp on several processes), ddp or ddp_find_unused_parameters_true",
     "cache_dir": "pseudo-label cache (default ~/.cache/pointseg)",
     "resume": "continue from OUT/checkpoints/last.ckpt (model, bands and classes must not change)",
     "overwrite": "replace the run in OUT, once the new run has finished (the old one stays "
@@ -166,6 +170,10 @@ class TrainConfig:
     ``loss_options``, Adam ``lr``/``weight_decay``, ``batch_size``, ``max_epochs``,
     ``early_stop_patience`` and ``plateau_patience`` (both on validation mIoU), ``seed``,
     ``accelerator`` (``auto``, ``cpu``, ``cuda``/``gpu``), ``precision``.
+
+    Distributed training (:mod:`pointseg.training.distributed`): ``devices`` processes on
+    each of ``num_nodes`` nodes with Lightning ``strategy`` (DDP), started by ``torchrun`` or
+    ``srun``.
     """
 
     data: str = ""
@@ -220,6 +228,9 @@ class TrainConfig:
     accelerator: str = "auto"
     precision: str = "32-true"
     num_workers: int = 0
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     cache_dir: str | None = None
     resume: bool = False
     overwrite: bool = False
@@ -394,6 +405,16 @@ class TrainConfig:
                     f"accelerator {self.accelerator!r} asked for but CUDA is not available here; "
                     "use --accelerator auto or cpu"
                 )
+        for name in ("devices", "num_nodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        from pointseg.training.distributed import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {self.strategy!r}; available strategies: {', '.join(STRATEGIES)}"
+            )
         precisions = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true")
         if str(self.precision) not in precisions:
             raise ValueError(

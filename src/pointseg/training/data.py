@@ -8,7 +8,7 @@ dataset then only normalises and augments, so the training loop is not starved b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -399,7 +399,11 @@ class SegmentationArrayDataset(Dataset):
 
     def batch(self, start: int, stop: int) -> torch.Tensor:
         """Normalised images ``start:stop`` without augmentation, float32 (B, C, H, W)."""
-        images = self.images[start:stop].permute(0, 3, 1, 2).float()
+        return self.take(range(start, min(stop, len(self.images))))
+
+    def take(self, indices: Sequence[int]) -> torch.Tensor:
+        """Normalised images at ``indices`` without augmentation, float32 (B, C, H, W)."""
+        images = self.images[list(indices)].permute(0, 3, 1, 2).float()
         return (images - self.mean) / self.std
 
     def __getitem__(self, index: int) -> dict[str, Any]:

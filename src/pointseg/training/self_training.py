@@ -156,6 +156,8 @@ def self_training_round(
     threshold: float,
     superpixels: Callable[[int, Mapping[str, Any]], np.ndarray],
     out_dir: Path,
+    share: Callable[[int], Sequence[int]] | None = None,
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[Any], dict[str, float]]:
     """One round: every source with click labels gets completed labels written to ``out_dir``.
 
@@ -172,6 +174,10 @@ def self_training_round(
         ``(source index, sample) -> (H, W) superpixel ids`` of that image.
     out_dir : Path
         Receives ``{index:06d}.npy`` per image, written atomically.
+    share, reduce : callable, optional
+        Distributed runs: ``share(n)`` gives the positions of ``sources`` this process
+        completes (the others do the rest, into the same shared ``out_dir``), and
+        ``reduce`` sums the counts over processes (and waits for them).
 
     Returns
     -------
@@ -187,9 +193,14 @@ def self_training_round(
     new_sources = []
     total = labelled = added = 0
     n_valid = n_evaluated = n_correct = n_added_eval = n_added_correct = 0
-    for src in sources:
+    mine = set(range(len(sources)) if share is None else share(len(sources)))
+    for position, src in enumerate(sources):
         if src.labels is None or not len(src.points):
             new_sources.append(src)
+            continue
+        path = out_dir / f"{src.index:06d}.npy"
+        new_sources.append(replace(src, labels=path))
+        if position not in mine:  # another process writes it
             continue
         sample = dataset[src.index]
         clicks = np.load(src.labels)
@@ -202,10 +213,8 @@ def self_training_round(
             threshold=threshold,
             valid=sample.get("valid"),
         )
-        path = out_dir / f"{src.index:06d}.npy"
         with atomic_write(path) as tmp, open(tmp, "wb") as f:
             np.save(f, labels)
-        new_sources.append(replace(src, labels=path))
         new = (labels != IGNORE_INDEX) & (clicks == IGNORE_INDEX)
         total += labels.size
         labelled += int((labels != IGNORE_INDEX).sum())
@@ -219,6 +228,12 @@ def self_training_round(
             n_correct += int((lab == mask[ok]).sum())
             n_added_eval += int((new & ok).sum())
             n_added_correct += int((labels[new & ok] == mask[new & ok]).sum())
+    counts = [total, labelled, added, n_valid, n_evaluated, n_correct]
+    counts += [n_added_eval, n_added_correct]
+    if reduce is not None:  # every process's images (its files are written by now)
+        counts = reduce(np.asarray(counts, dtype=np.int64)).tolist()
+    total, labelled, added, n_valid, n_evaluated, n_correct = counts[:6]
+    n_added_eval, n_added_correct = counts[6:]
     stats = {
         "labelled_fraction": labelled / max(total, 1),
         "added_fraction": added / max(total, 1),

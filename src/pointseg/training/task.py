@@ -123,6 +123,11 @@ class SegmentationTask(L.LightningModule):
         self.val_confusion.update(logits.argmax(dim=1), batch["mask"])
 
     def on_validation_epoch_end(self) -> None:
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # one matrix summed over ranks
+            counts = torch.as_tensor(self.val_confusion.matrix, device=self.device)
+            total = trainer.strategy.reduce(counts, reduce_op="sum")
+            self.val_confusion = self.val_confusion.with_counts(total.cpu().numpy())
         metrics = self.val_confusion.compute()
         self.last_val_metrics = metrics
         miou = metrics["miou"]

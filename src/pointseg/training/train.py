@@ -31,6 +31,7 @@ from pointseg.training.data import (
     band_statistics,
     prepare_split,
 )
+from pointseg.training.distributed import DistContext, RankShard, setup_distributed
 from pointseg.training.rundir import check_resume, open_run_folder
 from pointseg.training.task import SegmentationTask
 
@@ -57,6 +58,8 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     label_stats: dict[str, float] = field(default_factory=dict)
     splits: dict[str, PreparedSplit] = field(default_factory=dict)
+    #: this process's rank in a distributed run (0 also for one process): rank 0 writes
+    rank: int = 0
 
 
 def default_cache_dir() -> Path:
@@ -86,27 +89,47 @@ def evaluate_prepared(
     *,
     device: torch.device,
     batch_size: int = 8,
+    indices: Sequence[int] | None = None,
+    reduce: Any = None,
 ) -> dict[str, Any]:
-    """Dataset-level metrics of ``model`` on a prepared split's dense masks (or its targets)."""
+    """Dataset-level metrics of ``model`` on a prepared split's dense masks (or its targets).
+
+    ``indices`` limits the images (one rank's share); ``reduce`` sums the confusion matrix
+    over ranks before the metrics are computed.
+    """
     ds = SegmentationArrayDataset(split, mean=spec.mean, std=spec.std, use_masks=True)
     cm = ConfusionMatrix(spec.num_classes, class_names=spec.class_names, background=spec.background)
     model.eval().to(device)
-    for start in range(0, len(ds), batch_size):
-        x = ds.batch(start, start + batch_size).to(device)
-        y = ds.masks[start : start + batch_size].to(device, torch.long)
-        cm.update(model(x).argmax(1), y)
+    order = list(range(len(ds))) if indices is None else list(indices)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        y = ds.masks[chunk].to(device, torch.long)
+        cm.update(model(ds.take(chunk).to(device)).argmax(1), y)
+    if reduce is not None:
+        cm = cm.with_counts(reduce(cm.matrix))
     return cm.compute()
 
 
-def _loader(ds: SegmentationArrayDataset, cfg: TrainConfig, *, shuffle: bool) -> DataLoader:
+def _loader(
+    ds: SegmentationArrayDataset, cfg: TrainConfig, *, shuffle: bool, dist: DistContext
+) -> DataLoader:
+    """Training (``shuffle``) or validation loader; in a distributed run each rank's share."""
+    opts = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    if dist.distributed and shuffle:  # seeded shuffle, a disjoint share per rank
+        sampler = torch.utils.data.DistributedSampler(
+            ds, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=cfg.seed
+        )
+        return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, **opts)
+    if dist.distributed:  # validation: a share per rank, padded with ignored copies
+        shard = RankShard(ds, rank=dist.rank, world_size=dist.world_size)
+        return DataLoader(shard, batch_size=cfg.batch_size, **opts)
     gen = torch.Generator().manual_seed(cfg.seed)
     return DataLoader(
         ds,
         batch_size=cfg.batch_size,
         shuffle=shuffle,
-        num_workers=cfg.num_workers,
         generator=gen if shuffle else None,
-        persistent_workers=cfg.num_workers > 0,
+        **opts,
     )
 
 
@@ -139,9 +162,33 @@ def run_training(
     refused unless ``cfg.overwrite`` (replaced once this run finishes) or ``cfg.resume``
     (continued; the model, bands and classes must not change). ``model.pt`` is written last,
     so a folder with it holds a finished run.
+
+    With ``cfg.devices``/``cfg.num_nodes`` above 1 this runs in each process of a distributed
+    run (:mod:`pointseg.training.distributed`); rank 0 writes, and the other ranks return a
+    result with their ``rank`` and no metrics.
     """
     cfg.validate()
     t0 = time.perf_counter()
+    dist = setup_distributed(
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        accelerator=cfg.accelerator,
+        strategy=cfg.strategy,
+    )
+    try:
+        return _run(cfg, splits, callbacks, progress, t0, dist)
+    finally:
+        dist.close()
+
+
+def _run(
+    cfg: TrainConfig,
+    splits: dict[str, PreparedSplit] | None,
+    callbacks: Sequence[L.Callback],
+    progress: Any,
+    t0: float,
+    dist: DistContext,
+) -> TrainResult:
 
     def check_saved(saved: dict[str, Any]) -> None:
         for change in check_resume(saved, cfg.to_dict(), run_dir=Path(cfg.out)):
@@ -149,14 +196,20 @@ def run_training(
 
     # the dataset, its class file, mapping and band counts are checked before anything is written
     cfg.open_dataset(None, require_masks=False).check_bands()
-    folder = open_run_folder(
-        cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, saved_check=check_saved
+    folder = dist.from_main(
+        lambda: open_run_folder(
+            cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, saved_check=check_saved
+        )
     )
     try:
-        result = _train_in(cfg, folder.work, splits, callbacks, progress, t0)
+        result = _train_in(cfg, folder.work, splits, callbacks, progress, t0, dist)
     except BaseException:
-        folder.abort()
+        if dist.is_main:
+            folder.abort()
         raise
+    if not dist.is_main:
+        result.run_dir = folder.final
+        return result
     final = folder.commit()
     result.run_dir = final
     result.model_path = final / result.model_path.name
@@ -170,22 +223,26 @@ def _train_in(
     callbacks: Sequence[L.Callback],
     progress: Any,
     t0: float,
+    dist: DistContext,
 ) -> TrainResult:
-    cfg.save(run_dir / "config.yaml")
+    if dist.is_main:
+        cfg.save(run_dir / "config.yaml")
+    else:
+        progress = None  # rank 0 shows it
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.dataset == "rasters":
         if splits is not None:
             raise ValueError("prepared splits cannot be given to a run on the rasters dataset")
-        return _run_raster_training(cfg, run_dir, callbacks, t0)
+        return _run_raster_training(cfg, run_dir, callbacks, t0, dist)
     if cfg.mode == "window":
         if splits is not None:
             raise ValueError("prepared splits cannot be given to a run on windows")
-        return _run_window_training(cfg, run_dir, callbacks, progress, t0)
+        return _run_window_training(cfg, run_dir, callbacks, progress, t0, dist)
 
     from pointseg.predict.evaluate import evaluate_dataset
 
     if splits is None:
-        splits = prepare_splits(cfg, progress=progress)
+        splits = dist.main_first(lambda: prepare_splits(cfg, progress=progress))
     train, val = splits["train"], splits["val"]
     class_map = train.class_map
     if class_map is None:
@@ -198,10 +255,11 @@ def _train_in(
     task, trainer, best = _fit(
         cfg,
         spec,
-        _loader(train_ds, cfg, shuffle=True),
-        _loader(val_ds, cfg, shuffle=False),
+        _loader(train_ds, cfg, shuffle=True, dist=dist),
+        _loader(val_ds, cfg, shuffle=False, dist=dist),
         run_dir,
         callbacks,
+        dist=dist,
     )
     device = next(task.model.parameters()).device
     metrics: dict[str, Any] = {}
@@ -215,12 +273,27 @@ def _train_in(
             and ds.names == split.names
             and all(r.mask is not None for r in ds.records)
         ):  # one confusion matrix at native resolution, as pointseg evaluate scores
-            metrics[name] = evaluate_dataset(task.model, spec, ds, device=device)
+            metrics[name] = evaluate_dataset(
+                task.model,
+                spec,
+                ds,
+                device=device,
+                indices=dist.shard(len(ds)),
+                reduce=dist.sum,
+            )
         else:  # the split's clicks on the training grid
             metrics[name] = evaluate_prepared(
-                task.model, split, spec, device=device, batch_size=cfg.batch_size
+                task.model,
+                split,
+                spec,
+                device=device,
+                batch_size=cfg.batch_size,
+                indices=dist.shard(len(split.names)),
+                reduce=dist.sum,
             )
-    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, train.stats, t0, splits)
+    return _finish(
+        cfg, run_dir, task.model, spec, best, trainer, metrics, train.stats, t0, splits, dist
+    )
 
 
 def _model_spec(
@@ -260,13 +333,17 @@ def _fit(
     whole_image: Any = None,
     stage: str = "",
     init_state: Mapping[str, Any] | None = None,
+    dist: DistContext | None = None,
 ) -> tuple[SegmentationTask, L.Trainer, float]:
     """Lightning fit with checkpoints, early stopping and the CSV log; best weights loaded.
 
     ``stage`` (e.g. ``round1``) keeps a later stage's checkpoints and history apart
     (``checkpoints/round1/``, ``history-round1.csv``); ``init_state`` starts the model from
-    given weights (a resumed stage starts from its own ``last.ckpt`` instead).
+    given weights (a resumed stage starts from its own ``last.ckpt`` instead). With ``dist``
+    distributed, Lightning trains with DDP on ``cfg.devices`` x ``cfg.num_nodes`` processes (the
+    loaders already hold each rank's share) and rank 0 writes.
     """
+    dist = dist or DistContext()
     task = SegmentationTask(
         model=cfg.model,
         num_classes=spec.num_classes,
@@ -287,7 +364,8 @@ def _fit(
     if init_state is not None:
         task.model.load_state_dict(init_state)
     ckpt_dir = run_dir / "checkpoints" / stage if stage else run_dir / "checkpoints"
-    remove_stale_temp_files(ckpt_dir)  # half-written checkpoints of a killed run
+    if dist.is_main:
+        remove_stale_temp_files(ckpt_dir)  # half-written checkpoints of a killed run
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max"
     )
@@ -308,7 +386,7 @@ def _fit(
         default_root_dir=run_dir,
         max_epochs=cfg.max_epochs,
         accelerator=_accelerator(cfg.accelerator),
-        devices=1,
+        **_device_settings(cfg, dist),
         precision=cfg.precision,
         logger=False,
         callbacks=all_callbacks,
@@ -338,11 +416,30 @@ def _fit(
         task.load_state_dict(state)
     best = checkpoint.best_model_score
     best = float(best) if best is not None else float("nan")
-    if best_path:
+    if best_path and dist.is_main:
         record = {"best": best, "epochs": trainer.current_epoch, "max_epochs": cfg.max_epochs}
         record["best_file"] = Path(best_path).name  # beside this file: the folder may move
         write_text_atomic(done, json.dumps(record))
     return task, trainer, best
+
+
+def _device_settings(cfg: TrainConfig, dist: DistContext) -> dict[str, Any]:
+    """Trainer settings of one process, or of DDP over the ranks of ``dist``."""
+    if not dist.distributed:
+        return {"devices": 1}
+    from lightning.pytorch.strategies import DDPStrategy
+
+    strategy = DDPStrategy(
+        process_group_backend=torch.distributed.get_backend(),
+        find_unused_parameters=cfg.strategy == "ddp_find_unused_parameters_true",
+    )
+    # the loaders already hold each rank's disjoint share (DrawSampler, RankShard)
+    return {
+        "devices": cfg.devices,
+        "num_nodes": cfg.num_nodes,
+        "strategy": strategy,
+        "use_distributed_sampler": False,
+    }
 
 
 #: Written in a stage's checkpoint folder once it has trained: a resumed run skips the stage.
@@ -372,10 +469,21 @@ def _finish(
     label_stats: dict[str, Any],
     t0: float,
     splits: dict[str, PreparedSplit],
+    dist: DistContext,
 ) -> TrainResult:
+    model_path = run_dir / "model.pt"
+    if not dist.is_main:  # rank 0 writes
+        return TrainResult(
+            run_dir=run_dir,
+            model_path=model_path,
+            best_val_miou=best,
+            epochs=trainer.current_epoch,
+            seconds=time.perf_counter() - t0,
+            rank=dist.rank,
+        )
     save_metrics_json(metrics, run_dir / "metrics.json")
     save_metrics_json(label_stats, run_dir / "label_stats.json")
-    model_path = save_model(run_dir / "model.pt", model, spec)  # last: marks a finished run
+    model_path = save_model(model_path, model, spec)  # last: marks a finished run
     result = TrainResult(
         run_dir=run_dir,
         model_path=model_path,
@@ -397,7 +505,7 @@ def _finish(
 
 
 def _run_raster_training(
-    cfg: TrainConfig, run_dir: Path, callbacks: Sequence[L.Callback], t0: float
+    cfg: TrainConfig, run_dir: Path, callbacks: Sequence[L.Callback], t0: float, dist: DistContext
 ) -> TrainResult:
     """Training from windows of large rasters and a point file (see training.windows)."""
     from pointseg.data.rasters import RasterDataset
@@ -431,37 +539,45 @@ def _run_raster_training(
     if not any(len(p) for p in points.values()):
         raise ValueError(no_supervision_message(report, where="the rasters"))
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "raster-labels"
-    prep = prepare_raster_training(
-        dataset,
-        points,
-        window=window,
-        scale=float(cfg.scale or 1.0),
-        superpixel_area=cfg.superpixel_area,
-        pseudo=cfg.pseudo_label_settings(),
-        split_seed=cfg.split_seed,
-        cache_dir=cache_dir,
-        progress=cfg.progress,
+    prep = dist.main_first(
+        lambda: prepare_raster_training(
+            dataset,
+            points,
+            window=window,
+            scale=float(cfg.scale or 1.0),
+            superpixel_area=cfg.superpixel_area,
+            pseudo=cfg.pseudo_label_settings(),
+            split_seed=cfg.split_seed,
+            cache_dir=cache_dir,
+            progress=cfg.progress and dist.is_main,
+        )
     )
     spec = _model_spec(cfg, class_map, len(prep.indexes), prep.mean, prep.std, None)
     train_loader = DataLoader(
         prep.train,
         batch_size=cfg.batch_size,
-        sampler=DrawSampler(len(prep.train), seed=cfg.seed),
+        sampler=DrawSampler(
+            len(prep.train), seed=cfg.seed, rank=dist.rank, world_size=dist.world_size
+        ),
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
     )
     val_loader = DataLoader(
-        prep.val,
+        RankShard(prep.val, rank=dist.rank, world_size=dist.world_size)
+        if dist.distributed
+        else prep.val,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
     )
-    task, trainer, best = _fit(cfg, spec, train_loader, val_loader, run_dir, callbacks)
+    task, trainer, best = _fit(cfg, spec, train_loader, val_loader, run_dir, callbacks, dist=dist)
 
-    metrics: dict[str, Any] = {"val": _evaluate_loader(task.model, val_loader, spec)}
+    metrics: dict[str, Any] = {
+        "val": _evaluate_loader(task.model, val_loader, spec, reduce=dist.sum)
+    }
     metrics["val"]["scored"] = "held-out points"
     pairs = []
-    for src in prep.sources:
+    for src in prep.sources if dist.is_main else ():  # whole maps: rank 0
         if src.reference is None or not prep.options.score_references:
             continue
         pred = run_dir / "predictions" / f"{src.name}.tif"
@@ -487,16 +603,21 @@ def _run_raster_training(
         )
         metrics["test"]["scored"] = "reference label rasters (whole maps)"
     stats = {**prep.stats, "points_report": report.counts()}
-    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {})
+    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {}, dist)
 
 
 @torch.no_grad()
-def _evaluate_loader(model: torch.nn.Module, loader: DataLoader, spec: ModelSpec) -> dict[str, Any]:
+def _evaluate_loader(
+    model: torch.nn.Module, loader: DataLoader, spec: ModelSpec, *, reduce: Any = None
+) -> dict[str, Any]:
+    """One confusion matrix over ``loader`` (summed over ranks by ``reduce``)."""
     cm = ConfusionMatrix(spec.num_classes, class_names=spec.class_names, background=spec.background)
     model.eval()
     device = next(model.parameters()).device
     for batch in loader:
         cm.update(model(batch["image"].to(device)).argmax(1), batch["mask"].to(device))
+    if reduce is not None:
+        cm = cm.with_counts(reduce(cm.matrix))
     return cm.compute()
 
 
@@ -578,7 +699,12 @@ def _split_points(cfg: TrainConfig, datasets: dict[str, Any]) -> tuple[Any, Any]
 
 
 def _run_window_training(
-    cfg: TrainConfig, run_dir: Path, callbacks: Sequence[L.Callback], progress: Any, t0: float
+    cfg: TrainConfig,
+    run_dir: Path,
+    callbacks: Sequence[L.Callback],
+    progress: Any,
+    t0: float,
+    dist: DistContext,
 ) -> TrainResult:
     """Training on windows of any dataset at native resolution (training.image_windows)."""
     from pointseg.predict.evaluate import evaluate_dataset
@@ -607,18 +733,20 @@ def _run_window_training(
     area = float(cfg.pixels_per_segment() or 0)  # never None on windows
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "window-labels"
     target = "full" if cfg.supervision == "full" else "pseudo"
-    prep = prepare_window_training(
-        datasets["train"],
-        target=target,
-        n_classes=class_map.n_classes,
-        pixels_per_segment=area,
-        pseudo=pseudo,
-        cache_dir=cache_dir,
-        points=points,
-        n_points=cfg.n_points,
-        point_scheme=cfg.point_scheme,
-        seed=cfg.seed,
-        progress=progress,
+    prep = dist.main_first(  # rank 0 fills the label cache; the others then read it
+        lambda: prepare_window_training(
+            datasets["train"],
+            target=target,
+            n_classes=class_map.n_classes,
+            pixels_per_segment=area,
+            pseudo=pseudo,
+            cache_dir=cache_dir,
+            points=points,
+            n_points=cfg.n_points,
+            point_scheme=cfg.point_scheme,
+            seed=cfg.seed,
+            progress=progress,
+        )
     )
     if target == "pseudo" and not prep.stats.get("labelled_pixels"):
         raise ValueError(_no_training_labels(datasets["train"], points, report))
@@ -652,14 +780,16 @@ def _run_window_training(
     if cfg.max_val_images and len(indices) > cfg.max_val_images:
         keep = np.random.default_rng(cfg.split_seed).permutation(len(indices))[: cfg.max_val_images]
         indices = sorted(keep.tolist())
-    val_ds = WholeImageDataset(val_data, indices=indices, points=points)
+    val_ds: Any = WholeImageDataset(val_data, indices=indices, points=points)
+    if dist.distributed:  # a share of the images per rank; one matrix summed over ranks
+        val_ds = RankShard(val_ds, rank=dist.rank, world_size=dist.world_size)
     loader_opts = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
 
     def train_loader(sources: Sequence[Any]) -> DataLoader:
         return DataLoader(
             windows(sources),
             batch_size=cfg.batch_size,
-            sampler=DrawSampler(length, seed=cfg.seed),
+            sampler=DrawSampler(length, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size),
             **loader_opts,
         )
 
@@ -680,18 +810,26 @@ def _run_window_training(
 
     logger.info(
         "windows of %d px at scale %g (%d native px), %d per epoch over %d training images; "
-        "superpixels of %.0f native px²; validation on %d whole image(s) every %d epoch(s)",
+        "superpixels of %.0f native px²; validation on %d whole image(s) every %d epoch(s)%s",
         window,
         scale,
         round(side),
         length,
         len(prep.sources),
         area,
-        len(val_ds),
+        len(indices),
         cfg.val_every,
+        f"; {dist.world_size} processes, this one rank {dist.rank}" if dist.distributed else "",
     )
     task, trainer, best = _fit(
-        cfg, spec, train_loader(prep.sources), val_loader, run_dir, callbacks, whole_image=whole
+        cfg,
+        spec,
+        train_loader(prep.sources),
+        val_loader,
+        run_dir,
+        callbacks,
+        whole_image=whole,
+        dist=dist,
     )
     rounds: list[dict[str, Any]] = []
     if cfg.self_train_rounds:
@@ -707,20 +845,23 @@ def _run_window_training(
             train_loader=train_loader,
             val_loader=val_loader,
             spec=spec,
+            dist=dist,
         )
     device = next(task.model.parameters()).device
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
         ds = datasets[name]
         if len(ds) and all(r.mask is not None for r in ds.records):
-            metrics[name] = evaluate_dataset(task.model, spec, ds, device=device)
+            metrics[name] = evaluate_dataset(
+                task.model, spec, ds, device=device, indices=dist.shard(len(ds)), reduce=dist.sum
+            )
             metrics[name]["scored"] = "whole images at native resolution, tiled"
     stats: dict[str, Any] = {**prep.stats, "windows_per_epoch": float(length)}
     if rounds:
         stats["self_train"] = rounds
     if report is not None:
         stats["points_report"] = report.counts()
-    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {})
+    return _finish(cfg, run_dir, task.model, spec, best, trainer, metrics, stats, t0, {}, dist)
 
 
 def _self_train(
@@ -736,6 +877,7 @@ def _self_train(
     train_loader: Any,
     val_loader: DataLoader,
     spec: ModelSpec,
+    dist: DistContext,
 ) -> tuple[SegmentationTask, L.Trainer, float, list[dict[str, Any]]]:
     """``cfg.self_train_rounds`` rounds of completed labels and training from the last weights.
 
@@ -772,6 +914,8 @@ def _self_train(
                 threshold=float(cfg.self_train_threshold),
                 superpixels=superpixels,
                 out_dir=run_dir / "self-train" / f"round{r}",
+                share=dist.shard,
+                reduce=dist.sum,
             )
         logger.info(
             "self-training round %d: labels cover %.1f %% of the training pixels (+%.1f %% "
@@ -795,6 +939,7 @@ def _self_train(
             whole_image=whole,
             stage=f"round{r}",
             init_state=state,
+            dist=dist,
         )
         info.update(
             round=float(r),

@@ -431,18 +431,31 @@ class PointWindowDataset(_WindowReader):
 
 
 class DrawSampler(Sampler[int]):
-    """Yields ``length`` fresh random keys per epoch from a seeded generator."""
+    """Yields ``length`` fresh random keys per epoch from a seeded generator.
 
-    def __init__(self, length: int, seed: int = 0) -> None:
+    With ``world_size`` > 1 (distributed training) every rank draws the same seeded keys and
+    keeps those at positions ``rank, rank + world_size, ...``: the ranks' keys are disjoint and
+    together they hold the single-process draw of the epoch (padded with further draws to
+    ``ceil(length / world_size)`` per rank, since every rank must run as many steps).
+    """
+
+    def __init__(self, length: int, seed: int = 0, *, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.length = int(length)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
         self.generator = torch.Generator().manual_seed(int(seed))
 
     def __iter__(self) -> Iterator[int]:
         keys = torch.randint(0, 2**62, (self.length,), generator=self.generator)
-        yield from keys.tolist()
+        extra = len(self) * self.world_size - self.length
+        if extra:  # ranks run as many steps: a few more keys, drawn after the epoch's own
+            keys = torch.cat([keys, torch.randint(0, 2**62, (extra,), generator=self.generator)])
+        yield from keys[self.rank :: self.world_size].tolist()
 
     def __len__(self) -> int:
-        return self.length
+        return -(-self.length // self.world_size)
 
 
 @dataclass
