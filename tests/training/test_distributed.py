@@ -303,6 +303,7 @@ def test_ddp_run_resumes_after_a_kill(tiny_synthetic, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     after = read_history(run / "history.csv")
     assert [r["epoch"] for r in after] == list(range(6))
+
     # the epochs trained before the kill are kept, not trained again
     def kept(rows):
         return [(r["epoch"], r["train_loss"], r["val_miou"], r["seconds"]) for r in rows]
@@ -316,3 +317,23 @@ def test_dist_context_messages_need_no_group_for_one_process():
     ctx = DistContext()
     assert ctx.is_main and not ctx.distributed
     ctx.barrier()  # no group: nothing to wait for
+
+
+@pytest.mark.slow
+def test_sweep_runs_a_setting_on_two_processes(tiny_synthetic, tmp_path):
+    """``pointseg experiment --set devices=2``: each run trains in 2 torchrun processes."""
+    import yaml
+
+    from pointseg.cli import main
+
+    path = tmp_path / "one.yaml"
+    base = {**_SETTINGS, "data": str(tiny_synthetic), "cache_dir": str(tmp_path / "c")}
+    base.update(max_epochs=1, windows_per_epoch=8)
+    path.write_text(yaml.safe_dump({"base": base, "grid": {"n_points": [10]}}))
+    out = tmp_path / "e"
+    assert main(["-q", "experiment", str(path), "--out", str(out), "--set", "devices=2"]) == 0
+    (run,) = (out / "runs").iterdir()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["devices"] == 2
+    assert json.loads((run / "metrics.json").read_text())["test"]["n_pixels"] > 0
+    assert not list((out / "runs").glob(".*launch*"))  # the launch file is removed

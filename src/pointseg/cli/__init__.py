@@ -83,7 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     setup_logging(-1 if args.quiet else args.verbose)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # to start the same command again
     try:
         return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:

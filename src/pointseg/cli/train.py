@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
-from typing import TYPE_CHECKING
 
 from pointseg.cli._common import (
     add_setting_flags,
@@ -17,9 +16,6 @@ from pointseg.cli._common import (
     progress_wrapper,
     quiet_lightning,
 )
-
-if TYPE_CHECKING:
-    from pointseg.training import TrainConfig
 
 __all__ = ["add_parser", "run"]
 
@@ -40,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from pointseg.data import resolve_class_file
     from pointseg.metrics import format_metrics_table
     from pointseg.training import TrainConfig, run_training
-    from pointseg.training.distributed import launched_externally
 
     quiet_lightning()
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
@@ -50,10 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.classes:
         cfg.classes = str(resolve_class_file(cfg.classes))
     cfg.progress = not args.quiet
-    if cfg.devices * cfg.num_nodes > 1 and not launched_externally():
-        return _launch(cfg, args.argv)
     result = run_training(cfg, progress=progress_wrapper(cfg.progress, "preparing"))
-    if result.rank:  # the other ranks of a distributed run: rank 0 reports
+    if result.rank or result.launched:  # rank 0 of the training processes has reported
         return 0
     for name, metrics in result.metrics.items():
         split = result.splits.get(name)
@@ -64,21 +57,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"\npredicted maps: {result.run_dir / 'predictions'}")
     print(f"\nmodel: {result.model_path}\nrun directory: {result.run_dir}")
     return 0
-
-
-def _launch(cfg: TrainConfig, argv: list[str]) -> int:
-    """``pointseg train --devices N`` on one machine: the same command in N torchrun processes."""
-    import subprocess
-
-    from pointseg.training.distributed import torchrun_command
-
-    cfg.validate()  # a wrong value is reported once, not once per process
-    if cfg.num_nodes > 1:
-        raise ValueError(
-            f"--num-nodes {cfg.num_nodes} needs a launcher on every node: run 'torchrun "
-            "--nnodes N --nproc-per-node D --rdzv-endpoint HOST:PORT -m pointseg train ...' on "
-            "each node, or srun under SLURM (README: Scaling out)"
-        )
-    command = torchrun_command(argv, nproc=cfg.devices)
-    print(f"starting {cfg.devices} processes: {' '.join(command)}", flush=True)
-    return subprocess.call(command)

@@ -39,6 +39,7 @@ __all__ = [
     "DistContext",
     "RankShard",
     "launched_externally",
+    "run_in_processes",
     "setup_distributed",
     "shard_indices",
     "torchrun_command",
@@ -84,6 +85,48 @@ def torchrun_command(argv: Sequence[str], *, nproc: int) -> list[str]:
         "pointseg",
         *argv,
     ]
+
+
+def run_in_processes(cfg: Any) -> None:
+    """Train ``cfg`` in ``cfg.devices`` torchrun processes on this machine, and wait for them.
+
+    The processes run ``pointseg train --config`` with ``cfg`` saved beside its run folder
+    (removed afterwards); they print and write as any distributed run does.
+
+    Raises
+    ------
+    ValueError
+        With ``cfg.num_nodes`` > 1: several nodes need a launcher on each node.
+    RuntimeError
+        If the processes fail (their own messages are printed above it).
+    """
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    if int(cfg.num_nodes) > 1:
+        raise ValueError(
+            f"--num-nodes {cfg.num_nodes} needs a launcher on every node: run 'torchrun "
+            "--nnodes N --nproc-per-node D --rdzv-endpoint HOST:PORT -m pointseg train ...' on "
+            "each node, or srun under SLURM (README: Scaling out)"
+        )
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.launch-", suffix=".yaml", dir=out.parent)
+    os.close(fd)
+    try:
+        cfg.save(name)
+        argv = ["train", "--config", name] if cfg.progress else ["-q", "train", "--config", name]
+        command = torchrun_command(argv, nproc=int(cfg.devices))
+        logger.info("starting %d training processes: %s", cfg.devices, " ".join(command))
+        code = subprocess.call(command)
+    finally:
+        os.unlink(name)
+    if code != 0:
+        raise RuntimeError(
+            f"the {cfg.devices} training processes failed (exit status {code}); their "
+            "messages are above"
+        )
 
 
 def shard_indices(n: int, *, rank: int, world_size: int, pad: bool = False) -> list[int]:

@@ -31,7 +31,13 @@ from pointseg.training.data import (
     band_statistics,
     prepare_split,
 )
-from pointseg.training.distributed import DistContext, RankShard, setup_distributed
+from pointseg.training.distributed import (
+    DistContext,
+    RankShard,
+    launched_externally,
+    run_in_processes,
+    setup_distributed,
+)
 from pointseg.training.rundir import check_resume, open_run_folder
 from pointseg.training.task import SegmentationTask
 
@@ -60,6 +66,8 @@ class TrainResult:
     splits: dict[str, PreparedSplit] = field(default_factory=dict)
     #: this process's rank in a distributed run (0 also for one process): rank 0 writes
     rank: int = 0
+    #: trained by processes this call started (read back from the run folder)
+    launched: bool = False
 
 
 def default_cache_dir() -> Path:
@@ -165,10 +173,20 @@ def run_training(
 
     With ``cfg.devices``/``cfg.num_nodes`` above 1 this runs in each process of a distributed
     run (:mod:`pointseg.training.distributed`); rank 0 writes, and the other ranks return a
-    result with their ``rank`` and no metrics.
+    result with their ``rank`` and no metrics. Called outside such processes (no torchrun or
+    srun) with several devices on one node, it starts ``cfg.devices`` torchrun processes
+    and returns what they wrote (``launched``).
     """
     cfg.validate()
     t0 = time.perf_counter()
+    if cfg.devices * cfg.num_nodes > 1 and not launched_externally():
+        if callbacks:
+            raise ValueError(
+                "callbacks cannot be passed to training processes started here; launch "
+                "this script with torchrun instead (README: Scaling out)"
+            )
+        run_in_processes(cfg)
+        return _read_run(Path(cfg.out), time.perf_counter() - t0)
     dist = setup_distributed(
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
@@ -179,6 +197,28 @@ def run_training(
         return _run(cfg, splits, callbacks, progress, t0, dist)
     finally:
         dist.close()
+
+
+def _read_run(run_dir: Path, seconds: float) -> TrainResult:
+    """The result of a finished run, read from its folder."""
+    from pointseg.training.callbacks import read_history
+
+    def read(name: str) -> dict[str, Any]:
+        path = run_dir / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    rows = [r for p in sorted(run_dir.glob("history*.csv")) for r in read_history(p)]
+    scores = [r["val_miou"] for r in rows if r["val_miou"] == r["val_miou"]]
+    return TrainResult(
+        run_dir=run_dir,
+        model_path=run_dir / "model.pt",
+        best_val_miou=max(scores) if scores else float("nan"),
+        epochs=len(read_history(run_dir / "history.csv")),
+        seconds=seconds,
+        metrics=read("metrics.json"),
+        label_stats=read("label_stats.json"),
+        launched=True,
+    )
 
 
 def _run(
