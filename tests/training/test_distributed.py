@@ -83,7 +83,6 @@ def test_single_process_context_is_a_no_op():
     assert ctx.broadcast("x") == "x" and ctx.from_main(lambda: 3) == 3
     assert ctx.main_first(lambda: 4) == 4 and ctx.shard(3) == [0, 1, 2]
     assert (ctx.sum(np.arange(3)) == np.arange(3)).all()
-    ctx.close()
 
 
 def test_several_processes_need_a_launcher(monkeypatch):

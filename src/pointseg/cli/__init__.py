@@ -7,6 +7,7 @@ is one line on stderr (exit status 2) with a hint to rerun with ``-vv`` for the 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -82,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    setup_logging(-1 if args.quiet else args.verbose)
+    # the other processes of a distributed run log warnings only (rank 0 tells the story)
+    other_rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) != "0"
+    setup_logging(-1 if args.quiet or other_rank else args.verbose)
     try:
         return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:

@@ -349,6 +349,11 @@ def run_sweep(
     """
     if train is None:
         from pointseg.training import run_training as train
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            "a sweep runs in one process, not under torchrun or srun: run it as usual with "
+            "--set devices=N, and each run starts its own N training processes"
+        )
     if sweep.folds and not sweep.fold_files:
         prepare_folds(sweep)
     records = []

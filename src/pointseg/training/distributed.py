@@ -20,6 +20,7 @@ The process group is opened here (before Lightning, which then uses it): ``gloo`
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
 import math
@@ -148,7 +149,6 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     group: Any = None  # gloo group for control messages
-    owns_group: bool = False  # the process group was opened here (closed by close())
 
     @property
     def distributed(self) -> bool:
@@ -157,12 +157,6 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def close(self) -> None:
-        """Leave the process group opened by :func:`setup_distributed` (after a last barrier)."""
-        if self.owns_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        self.owns_group = False
 
     def barrier(self) -> None:
         if self.distributed:
@@ -269,8 +263,7 @@ def setup_distributed(
     rank, local = env.global_rank(), env.local_rank()
     cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
     backend = "nccl" if cuda else "gloo"
-    owns = not torch.distributed.is_initialized()
-    if owns:
+    if not torch.distributed.is_initialized():  # kept for later runs of this process
         os.environ.setdefault("MASTER_ADDR", env.main_address)
         os.environ.setdefault("MASTER_PORT", str(env.main_port))
         if cuda:
@@ -278,9 +271,15 @@ def setup_distributed(
         torch.distributed.init_process_group(
             backend, rank=rank, world_size=world, timeout=CONTROL_TIMEOUT
         )
+        atexit.register(_leave)
     group = torch.distributed.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
     logger.info("rank %d of %d (local rank %d, %s)", rank, world, local, backend)
-    return DistContext(rank=rank, world_size=world, local_rank=local, group=group, owns_group=owns)
+    return DistContext(rank=rank, world_size=world, local_rank=local, group=group)
+
+
+def _leave() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 class RankShard(Dataset):

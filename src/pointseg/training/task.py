@@ -91,6 +91,10 @@ class SegmentationTask(L.LightningModule):
         #: ``(model, image) -> (C, H, W) probabilities`` for whole-image validation batches
         self.whole_image: Any = None
 
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self._trainer.world_size > 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
@@ -99,10 +103,23 @@ class SegmentationTask(L.LightningModule):
         loss = self.criterion(logits, batch["mask"])
         if self.regulariser is not None and self.regulariser_weight > 0:
             reg = self.regulariser(logits, batch["image"], batch.get("valid"))
-            self.log("train_regulariser", reg, on_step=False, on_epoch=True, batch_size=len(logits))
+            self.log(
+                "train_regulariser",
+                reg,
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(logits),
+                sync_dist=self._distributed,
+            )
             loss = loss + self.regulariser_weight * reg
         self.log(
-            "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(logits)
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(logits),
+            sync_dist=self._distributed,  # the mean over every rank's batches
         )
         return loss
 
@@ -119,20 +136,28 @@ class SegmentationTask(L.LightningModule):
             return
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(logits))
+        self.log(
+            "val_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(logits),
+            sync_dist=self._distributed,
+        )
         self.val_confusion.update(logits.argmax(dim=1), batch["mask"])
 
     def on_validation_epoch_end(self) -> None:
-        trainer = self._trainer
-        if trainer is not None and trainer.world_size > 1:  # one matrix summed over ranks
+        if self._distributed:  # one matrix summed over ranks
             counts = torch.as_tensor(self.val_confusion.matrix, device=self.device)
-            total = trainer.strategy.reduce(counts, reduce_op="sum")
+            total = self.trainer.strategy.reduce(counts, reduce_op="sum")
             self.val_confusion = self.val_confusion.with_counts(total.cpu().numpy())
         metrics = self.val_confusion.compute()
         self.last_val_metrics = metrics
         miou = metrics["miou"]
-        self.log("val_miou", float(miou) if miou == miou else 0.0, prog_bar=True)
-        self.log("val_pixel_accuracy", float(metrics["pixel_accuracy"] or 0.0))
+        # the same value on every rank (one summed matrix): syncing it changes nothing
+        sync = self._distributed
+        self.log("val_miou", float(miou) if miou == miou else 0.0, prog_bar=True, sync_dist=sync)
+        self.log("val_pixel_accuracy", float(metrics["pixel_accuracy"] or 0.0), sync_dist=sync)
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.Adam(

@@ -193,10 +193,7 @@ def run_training(
         accelerator=cfg.accelerator,
         strategy=cfg.strategy,
     )
-    try:
-        return _run(cfg, splits, callbacks, progress, t0, dist)
-    finally:
-        dist.close()
+    return _run(cfg, splits, callbacks, progress, t0, dist)
 
 
 def _read_run(run_dir: Path, seconds: float) -> TrainResult:
@@ -229,7 +226,6 @@ def _run(
     t0: float,
     dist: DistContext,
 ) -> TrainResult:
-
     def check_saved(saved: dict[str, Any]) -> None:
         for change in check_resume(saved, cfg.to_dict(), run_dir=Path(cfg.out)):
             logger.info("resuming with a changed setting: %s", change)
