@@ -409,6 +409,15 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.devices > 1 and self.accelerator in ("cuda", "gpu"):
+            import torch
+
+            if self.devices > torch.cuda.device_count():
+                raise ValueError(
+                    f"devices {self.devices} asks for one GPU per process but this machine "
+                    f"has {torch.cuda.device_count()}; use --devices "
+                    f"{max(torch.cuda.device_count(), 1)} or fewer"
+                )
         from pointseg.training.distributed import STRATEGIES
 
         if self.strategy not in STRATEGIES:
