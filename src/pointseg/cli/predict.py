@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from pointseg.cli._common import int_list, progress_wrapper
+from pointseg.cli._dask import add_dask_flags, client_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -51,6 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--nodata", type=float, help="source nodata value (default: the file's)")
     g.add_argument("--probabilities", action="store_true", help="also write STEM_probs.tif")
     g.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
+    g.add_argument(
+        "--block-size",
+        type=int,
+        help="output block side in pixels (multiple of 256): memory of a serial run (default "
+        "1024), one Dask task each with --dask-* (default 2048); the output is the same",
+    )
+    add_dask_flags(p)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -71,6 +80,8 @@ def _check(args: argparse.Namespace) -> None:
             f"--overlap must be between 0 and the tile size - 1 ({args.tile_size - 1}), "
             f"got {args.overlap}"
         )
+    if args.block_size is not None and args.block_size < 1:
+        raise ValueError(f"--block-size must be >= 1 (e.g. 2048), got {args.block_size}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.scale is not None and not args.scale > 0:
@@ -81,24 +92,29 @@ def run(args: argparse.Namespace) -> int:
     from pointseg.predict import predict_folder
 
     _check(args)
-    if args.tiled:
-        return _predict_tiled(args)
-    files = predict_folder(
-        args.model,
-        args.input,
-        args.out,
-        device=args.device,
-        overlays=not args.no_overlays,
-        bands=args.bands,
-        scale=args.scale,
-        progress=progress_wrapper(not args.quiet, "predicting"),
-    )
+    with client_from_args(args) as client:
+        if args.tiled:
+            return _predict_tiled(args, client)
+        files = predict_folder(
+            args.model,
+            args.input,
+            args.out,
+            device=args.device,
+            overlays=not args.no_overlays,
+            bands=args.bands,
+            scale=args.scale,
+            progress=progress_wrapper(not args.quiet, "predicting"),
+            client=client,
+            overwrite=args.overwrite,
+        )
     print(f"{len(files)} class maps -> {args.out}")
     return 0
 
 
-def _predict_tiled(args: argparse.Namespace) -> int:
+def _predict_tiled(args: argparse.Namespace, client: Any) -> int:
+    from pointseg.distributed import TasksFailed
     from pointseg.predict import open_model
+    from pointseg.predict.blocks import DEFAULT_BLOCK, predict_raster_dask
     from pointseg.predict.tiled import predict_raster
 
     source = Path(args.input)
@@ -123,25 +139,48 @@ def _predict_tiled(args: argparse.Namespace) -> int:
             f"--overlap must be between 0 and the tile size - 1 ({tile_size - 1}), got {overlap}"
         )
     out_dir = Path(args.out)
+    failures, n_tasks = [], 0
     for path in inputs:
-        summary = predict_raster(
-            model,
-            spec,
-            path,
-            out_dir / f"{path.stem}.tif",
-            tile_size=tile_size,
-            overlap=overlap,
-            batch_size=args.batch_size,
-            probabilities=out_dir / f"{path.stem}_probs.tif" if args.probabilities else None,
-            cog=args.cog,
-            nodata=args.nodata,
-            scale=scale,
-            bands=args.bands,
-            progress=not args.quiet,
-        )
+        options = {
+            "tile_size": tile_size,
+            "overlap": overlap,
+            "batch_size": args.batch_size,
+            "probabilities": out_dir / f"{path.stem}_probs.tif" if args.probabilities else None,
+            "cog": args.cog,
+            "nodata": args.nodata,
+            "scale": scale,
+            "bands": args.bands,
+            "progress": not args.quiet,
+        }
+        if client is None:
+            if args.block_size is not None:
+                options["block_size"] = args.block_size
+            summary = predict_raster(model, spec, path, out_dir / f"{path.stem}.tif", **options)
+        else:
+            try:
+                summary = predict_raster_dask(
+                    args.model,
+                    path,
+                    out_dir / f"{path.stem}.tif",
+                    client=client,
+                    block_size=args.block_size or DEFAULT_BLOCK,
+                    device=args.device,
+                    overwrite=args.overwrite,
+                    **options,
+                )
+            except TasksFailed as exc:  # the other rasters still run
+                failures.extend(exc.failures)
+                n_tasks += exc.n_tasks
+                continue
+            n_tasks += summary["blocks"] - summary["blocks_reused"]
+            if summary["skipped"]:
+                print(f"{path.name}: {summary['out']} exists, skipped (--overwrite redoes it)")
+                continue
         h, w = summary["shape"]
         print(
             f"{path.name}: {w}x{h} px -> {summary['out']} ({summary['seconds']:.1f} s, "
             f"{summary['megapixels_per_s']:.2f} MP/s)"
         )
+    if failures:
+        raise TasksFailed(failures, n_tasks, "raster blocks")
     return 0

@@ -670,15 +670,8 @@ def predict_raster(
                 block,
                 dev,
             )
-            # a killed run leaves its temporary rasters (which can be large) behind
-            for folder in dict.fromkeys(p.parent for p in (out, prob_path) if p is not None):
-                remove_stale_temp_files(folder)
-            final_out = stack.enter_context(atomic_write(out))
-            final_prob = stack.enter_context(atomic_write(prob_path)) if prob_path else None
-            tiled_out = stack.enter_context(_scratch(out)) if cog else final_out
-            tiled_prob = None
-            if final_prob is not None and prob_path is not None:
-                tiled_prob = stack.enter_context(_scratch(prob_path)) if cog else final_prob
+            paths = _output_files(stack, out, prob_path, cog=cog)
+            _, _, tiled_out, tiled_prob = paths
             stats = _predict_blocks(
                 reader,
                 runner,
@@ -691,10 +684,7 @@ def predict_raster(
                 batch_size=batch_size,
                 progress=progress,
             )
-            if cog:
-                _to_cog(tiled_out, final_out, resampling="MODE")
-                if tiled_prob is not None and final_prob is not None:
-                    _to_cog(tiled_prob, final_prob, resampling="AVERAGE")
+            _finish_cog(paths, cog=cog)
             shape = (src.height, src.width)
     finally:
         model.train(was_training)
@@ -837,6 +827,54 @@ def _batches(
 
 
 @torch.inference_mode()
+def _open_outputs(
+    stack: contextlib.ExitStack, src: Any, spec: ModelSpec, out: Path, prob: Path | None
+) -> tuple[Any, Any]:
+    """Open the class map (colour table) and the probability raster (band names) for writing."""
+    rasterio = _rasterio()
+    dst = stack.enter_context(rasterio.open(out, "w", **_profile(src, 1, NODATA_LABEL)))
+    if spec.class_colors:
+        cmap = {i: (*map(int, c[:3]), 255) for i, c in enumerate(spec.class_colors)}
+        cmap[NODATA_LABEL] = (0, 0, 0, 0)
+        dst.write_colormap(1, cmap)
+    pdst = None
+    if prob is not None:
+        num_classes = spec.num_classes
+        pdst = stack.enter_context(rasterio.open(prob, "w", **_profile(src, num_classes, None)))
+        for i, name in enumerate(spec.class_names[:num_classes]):
+            pdst.set_band_description(i + 1, str(name))
+    return dst, pdst
+
+
+def _output_files(
+    stack: contextlib.ExitStack, out: Path, prob_path: Path | None, *, cog: bool
+) -> tuple[Path, Path | None, Path, Path | None]:
+    """Temporary paths of the outputs: ``(final_out, final_prob, tiled_out, tiled_prob)``.
+
+    The finals are renamed onto ``out``/``prob_path`` when the stack closes without error;
+    the tiled ones are where the blocks are written (the finals, or scratch files that
+    :func:`_finish_cog` copies into them).
+    """
+    for folder in dict.fromkeys(p.parent for p in (out, prob_path) if p is not None):
+        remove_stale_temp_files(folder)  # a killed run leaves its (large) temporary rasters
+    final_out = stack.enter_context(atomic_write(out))
+    final_prob = stack.enter_context(atomic_write(prob_path)) if prob_path else None
+    tiled_out = stack.enter_context(_scratch(out)) if cog else final_out
+    tiled_prob = None
+    if final_prob is not None and prob_path is not None:
+        tiled_prob = stack.enter_context(_scratch(prob_path)) if cog else final_prob
+    return final_out, final_prob, tiled_out, tiled_prob
+
+
+def _finish_cog(paths: tuple[Path, Path | None, Path, Path | None], *, cog: bool) -> None:
+    """Copy the tiled outputs of :func:`_output_files` into COGs when ``cog``."""
+    final_out, final_prob, tiled_out, tiled_prob = paths
+    if cog:
+        _to_cog(tiled_out, final_out, resampling="MODE")
+        if tiled_prob is not None and final_prob is not None:
+            _to_cog(tiled_prob, final_prob, resampling="AVERAGE")
+
+
 def _predict_blocks(
     reader: RasterWindows,
     runner: _Runner,
@@ -858,7 +896,6 @@ def _predict_blocks(
     rows below go, as partial sums, to the next block row), and the parts of tiles that extend
     right of the block are kept for the next block of the row.
     """
-    rasterio = _rasterio()
     from tqdm.auto import tqdm
 
     src = reader.src
@@ -871,16 +908,7 @@ def _predict_blocks(
     n_nodata = 0
 
     with contextlib.ExitStack() as stack:
-        dst = stack.enter_context(rasterio.open(out, "w", **_profile(src, 1, NODATA_LABEL)))
-        if spec.class_colors:
-            cmap = {i: (*map(int, c[:3]), 255) for i, c in enumerate(spec.class_colors)}
-            cmap[NODATA_LABEL] = (0, 0, 0, 0)
-            dst.write_colormap(1, cmap)
-        pdst = None
-        if prob is not None:
-            pdst = stack.enter_context(rasterio.open(prob, "w", **_profile(src, num_classes, None)))
-            for i, name in enumerate(spec.class_names[:num_classes]):
-                pdst.set_band_description(i + 1, str(name))
+        dst, pdst = _open_outputs(stack, src, spec, out, prob)
         bar = stack.enter_context(
             tqdm(
                 total=ay.count * ax.count, unit="tile", disable=not progress, desc=reader.path.name
@@ -952,6 +980,66 @@ def _argmax(acc: torch.Tensor) -> torch.Tensor:
     return labels
 
 
+def _block_arrays(
+    reader: RasterWindows,
+    acc: torch.Tensor,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    wy: np.ndarray | None,
+    ax: _Axis,
+    window: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The finished outputs of one block from its accumulated weighted probabilities.
+
+    ``labels`` (H, W) uint8 with :data:`NODATA_LABEL` at nodata; with ``wy`` (the tile-weight
+    sums of the block's rows) also ``probs`` (C, H, W) uint8 and, when the source is masked,
+    ``mask`` (H, W) uint8 (255 valid, 0 nodata); ``nodata_pixels`` (a 0-d int64).
+    """
+    bx0, bx1 = cols
+    labels_np = _argmax(acc).cpu().numpy()
+    invalid = reader.invalid(rows, cols)
+    if invalid is not None:
+        labels_np[invalid] = NODATA_LABEL
+    out = {
+        "labels": labels_np,
+        "nodata_pixels": np.int64(0 if invalid is None else int(invalid.sum())),
+    }
+    if wy is not None:
+        wx = torch.from_numpy(ax.weight_sum(bx0, bx1, window)).to(acc.device)
+        wy_t = torch.from_numpy(wy).to(acc.device)
+        p = torch.empty(acc.shape, dtype=torch.uint8, device=acc.device)
+        for i in range(0, acc.shape[1], OUTPUT_BLOCK):  # by strips: no float copy of the block
+            denom = wy_t[i : i + OUTPUT_BLOCK, None] * wx[None, :]
+            strip = acc[:, i : i + OUTPUT_BLOCK] / denom
+            p[:, i : i + OUTPUT_BLOCK] = strip.clamp_(0, 1).mul_(255).round_()
+        p_np = p.cpu().numpy()
+        if invalid is not None:
+            p_np[:, invalid] = 0
+        out["probs"] = p_np
+        if reader.masked:
+            valid = np.full(labels_np.shape, 255, np.uint8)
+            if invalid is not None:
+                valid[invalid] = 0
+            out["mask"] = valid
+    return out
+
+
+def _store_block(
+    dst: Any, pdst: Any, arrays: dict[str, np.ndarray], rows: tuple[int, int], cols: tuple[int, int]
+) -> int:
+    """Write the arrays of :func:`_block_arrays` into their window; returns the nodata count."""
+    from rasterio.windows import Window
+
+    (by0, by1), (bx0, bx1) = rows, cols
+    win = Window(bx0, by0, bx1 - bx0, by1 - by0)
+    dst.write(arrays["labels"], 1, window=win)
+    if pdst is not None and "probs" in arrays:
+        pdst.write(arrays["probs"], window=win)
+        if "mask" in arrays:
+            pdst.write_mask(arrays["mask"], window=win)
+    return int(arrays["nodata_pixels"])
+
+
 def _write_block(
     reader: RasterWindows,
     dst: Any,
@@ -964,31 +1052,5 @@ def _write_block(
     window: np.ndarray,
 ) -> int:
     """Write one finished block (labels, probabilities); returns its count of nodata pixels."""
-    from rasterio.windows import Window
-
-    (by0, by1), (bx0, bx1) = rows, cols
-    labels = _argmax(acc)
-    invalid = reader.invalid(rows, cols)
-    win = Window(bx0, by0, bx1 - bx0, by1 - by0)
-    labels_np = labels.cpu().numpy()
-    if invalid is not None:
-        labels_np[invalid] = NODATA_LABEL
-    dst.write(labels_np, 1, window=win)
-    if pdst is not None and wy is not None:
-        wx = torch.from_numpy(ax.weight_sum(bx0, bx1, window)).to(acc.device)
-        wy_t = torch.from_numpy(wy).to(acc.device)
-        p = torch.empty(acc.shape, dtype=torch.uint8, device=acc.device)
-        for i in range(0, acc.shape[1], OUTPUT_BLOCK):  # by strips: no float copy of the block
-            denom = wy_t[i : i + OUTPUT_BLOCK, None] * wx[None, :]
-            strip = acc[:, i : i + OUTPUT_BLOCK] / denom
-            p[:, i : i + OUTPUT_BLOCK] = strip.clamp_(0, 1).mul_(255).round_()
-        p_np = p.cpu().numpy()
-        if invalid is not None:
-            p_np[:, invalid] = 0
-        pdst.write(p_np, window=win)
-        if reader.masked:
-            valid = np.full(labels_np.shape, 255, np.uint8)
-            if invalid is not None:
-                valid[invalid] = 0
-            pdst.write_mask(valid, window=win)
-    return 0 if invalid is None else int(invalid.sum())
+    arrays = _block_arrays(reader, acc, rows, cols, wy if pdst is not None else None, ax, window)
+    return _store_block(dst, pdst, arrays, rows, cols)

@@ -25,9 +25,11 @@ synthetic), whatever the images' sizes and aspects:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -500,6 +502,92 @@ def window_band_statistics(
     return moments.result()
 
 
+def levels_store(cache_dir: Path, image: Any, settings: Mapping[str, Any]) -> LevelsStore:
+    """The cached superpixel levels of ``image`` under labelling ``settings``."""
+    return LevelsStore(cache_dir / "levels", raster_label_key(image, np.zeros((0, 3)), settings))
+
+
+def label_window_image(
+    dataset: RecordDataset,
+    index: int,
+    points: np.ndarray | None,
+    *,
+    settings: Mapping[str, Any],
+    cache_dir: Path,
+    pseudo: PseudoLabelSettings,
+    n_classes: int,
+    pixels_per_segment: float,
+    fills: Sequence[float],
+    n_points: int,
+    point_scheme: str,
+    seed: int,
+    block_size: int,
+    margin: int,
+) -> dict[str, Any]:
+    """Points and cached native pseudo-labels of one training image (a task of its own).
+
+    ``points`` (source pixels) or, when None, ``n_points`` simulated on the mask. The labels
+    are looked up in ``cache_dir/labels`` under the key of the image, points and
+    ``settings``, and computed (and written atomically) when missing.
+
+    Returns
+    -------
+    dict
+        ``points`` (N, 3), ``shape`` (H, W), ``labels`` (the cached ``.npy``, or None without
+        points) and ``counts``: labelled pixels, then valid mask pixels, pseudo-labelled
+        and correct among them (zeros without a mask).
+    """
+    rec = dataset.records[index]
+    sample: dict[str, Any] | None = None
+    if points is not None:
+        pts = np.asarray(points, np.int64).reshape(-1, 3)
+        h, w = dataset.image_size(index)
+    else:
+        sample = dataset[index]
+        if sample.get("mask") is None:
+            raise ValueError(f"image {rec.name!r} has neither a mask nor points in a point file")
+        pts = sample_points(
+            sample["mask"], n_points=n_points, scheme=point_scheme, seed=image_seed(seed, rec.name)
+        )
+        h, w = sample["mask"].shape
+    out: dict[str, Any] = {"points": pts, "shape": (h, w), "labels": None}
+    counts = np.zeros(4, np.int64)
+    out["counts"] = counts
+    if not len(pts):
+        return out
+    key = raster_label_key(rec.image, pts, settings)
+    path = cache_dir / "labels" / key[:2] / f"{key}.npy"
+    if not path.is_file():
+        sample = sample if sample is not None else dataset[index]
+        labels = label_image(
+            sample["image"],
+            pts,
+            n_classes=n_classes,
+            pixels_per_segment=pixels_per_segment,
+            fill_pixels_per_segment=list(fills),
+            valid=sample.get("valid"),
+            method=pseudo.method,
+            seed=pseudo.seed,
+            block_size=block_size,
+            margin=margin,
+            levels=levels_store(cache_dir, rec.image, settings),
+            **pseudo.propagation_options(),
+            **pseudo.method_options,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, labels)
+    labels = np.load(path, mmap_mode="r")
+    out["labels"] = path
+    counts[0] = np.count_nonzero(labels != IGNORE_INDEX)
+    if sample is not None and sample.get("mask") is not None:
+        mask = sample["mask"]
+        ok = mask != IGNORE_INDEX
+        lab = labels[ok]
+        counts[1:] = [ok.sum(), (lab != IGNORE_INDEX).sum(), (lab == mask[ok]).sum()]
+    return out
+
+
 @dataclass
 class WindowTraining:
     """What :func:`prepare_window_training` built."""
@@ -530,6 +618,8 @@ def prepare_window_training(
     block_size: int = 1024,
     margin: int = 64,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+    client: Any = None,
+    opener: Callable[[], RecordDataset] | None = None,
 ) -> WindowTraining:
     """Points and native pseudo-labels (cached) of a training split, one image at a time.
 
@@ -552,7 +642,14 @@ def prepare_window_training(
     block_size, margin : int
         Blocks of the pseudo-labelling.
     progress : callable, optional
-        Wraps the loop over images.
+        Wraps the loop over images (with ``client``: a progress bar when given).
+    client : distributed.Client, optional
+        Label the images as Dask tasks, one per image (:func:`label_window_image`), filling
+        the same cache; an image that fails twice is named once the others are done
+        (:class:`pointseg.distributed.TasksFailed`).
+    opener : callable, optional
+        With ``client``: opens ``dataset`` on a worker (picklable, e.g.
+        ``functools.partial(cfg.open_dataset, "train")``).
     """
     n = len(dataset)
     if n == 0:
@@ -574,77 +671,64 @@ def prepare_window_training(
     }
 
     def levels_of(image: Any) -> LevelsStore:
-        return LevelsStore(
-            cache_dir / "levels", raster_label_key(image, np.zeros((0, 3)), settings)
-        )
+        return levels_store(cache_dir, image, settings)
 
+    label = functools.partial(
+        label_window_image,
+        settings=settings,
+        cache_dir=cache_dir,
+        pseudo=pseudo,
+        n_classes=n_classes,
+        pixels_per_segment=pixels_per_segment,
+        fills=fills,
+        n_points=n_points,
+        point_scheme=point_scheme,
+        seed=seed,
+        block_size=block_size,
+        margin=margin,
+    )
+
+    def given(name: str) -> np.ndarray | None:
+        if points is None:
+            return None
+        return np.asarray(points.get(name, np.zeros((0, 3))), np.int64).reshape(-1, 3)
+
+    names = [r.name for r in dataset.records]
+    if target == "full":
+        done = {}
+        for i in range(n):
+            h, w = dataset.image_size(i)
+            done[i] = {"points": np.zeros((0, 3), np.int64), "shape": (h, w), "labels": None}
+    elif client is None:
+        indices: Iterable[int] = range(n)
+        if progress is not None:
+            indices = progress(indices)
+        done = {i: label(dataset, i, given(names[i])) for i in indices}
+    else:  # one Dask task per image; the workers open the dataset themselves
+        from pointseg.distributed import Task, dataset_task, run_tasks
+
+        if opener is None:
+            raise ValueError("a distributed run needs opener, which opens the dataset on workers")
+        token = uuid.uuid4().hex
+        tasks = [
+            Task(name, dataset_task, (opener, token, i, name, label, given(name)))
+            for i, name in enumerate(names)
+        ]
+        results = run_tasks(client, tasks, progress=progress is not None, what="images")
+        done = {i: results[name] for i, name in enumerate(names)}
     sources: list[WindowSource] = []
-    indices: Iterable[int] = range(n)
-    if progress is not None:
-        indices = progress(indices)
-    n_pts = labelled = total = n_valid = n_evaluated = n_correct = 0
-    for i in indices:
-        rec = dataset.records[i]
-        if target == "full":
-            h, w = dataset.image_size(i)
-            sources.append(WindowSource(i, rec.name, h, w, np.zeros((0, 3), np.int64)))
-            total += h * w
-            continue
-        sample: dict[str, Any] | None = None
-        if points is not None:
-            pts = np.asarray(points.get(rec.name, np.zeros((0, 3))), np.int64).reshape(-1, 3)
-            h, w = dataset.image_size(i)
-        else:
-            sample = dataset[i]
-            if sample.get("mask") is None:
-                raise ValueError(
-                    f"image {rec.name!r} has neither a mask nor points in a point file"
-                )
-            pts = sample_points(
-                sample["mask"],
-                n_points=n_points,
-                scheme=point_scheme,
-                seed=image_seed(seed, rec.name),
-            )
-            h, w = sample["mask"].shape
-        src = WindowSource(i, rec.name, h, w, pts)
+    n_pts = total = 0
+    counts = np.zeros(4, np.int64)  # labelled, mask pixels, pseudo-labelled, correct
+    for i in range(n):
+        r = done[i]
+        h, w = r["shape"]
+        src = WindowSource(i, names[i], h, w, r["points"])
+        src.labels = r["labels"]
         sources.append(src)
-        n_pts += len(pts)
+        n_pts += len(r["points"])
         total += h * w
-        if not len(pts):
-            continue
-        key = raster_label_key(rec.image, pts, settings)
-        path = cache_dir / "labels" / key[:2] / f"{key}.npy"
-        if not path.is_file():
-            sample = sample if sample is not None else dataset[i]
-            labels = label_image(
-                sample["image"],
-                pts,
-                n_classes=n_classes,
-                pixels_per_segment=pixels_per_segment,
-                fill_pixels_per_segment=fills,
-                valid=sample.get("valid"),
-                method=pseudo.method,
-                seed=pseudo.seed,
-                block_size=block_size,
-                margin=margin,
-                levels=levels_of(rec.image),
-                **pseudo.propagation_options(),
-                **pseudo.method_options,
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, labels)
-        labels = np.load(path, mmap_mode="r")
-        src.labels = path
-        labelled += int(np.count_nonzero(labels != IGNORE_INDEX))
-        if sample is not None and sample.get("mask") is not None:
-            mask = sample["mask"]
-            ok = mask != IGNORE_INDEX
-            lab = labels[ok]
-            n_valid += int(ok.sum())
-            n_evaluated += int((lab != IGNORE_INDEX).sum())
-            n_correct += int((lab == mask[ok]).sum())
+        counts += r.get("counts", 0)
+    labelled, n_valid, n_evaluated, n_correct = (int(c) for c in counts)
     mean, std = window_band_statistics(dataset)
     stats: dict[str, Any] = {
         "n_images": float(n),
