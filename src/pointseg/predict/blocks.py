@@ -37,10 +37,9 @@ import numpy as np
 import torch
 
 from pointseg.io.atomic import atomic_write, remove_stale_temp_files, write_text_atomic
-from pointseg.io.windows import RasterWindows, read_errors
+from pointseg.io.windows import RasterWindows
 from pointseg.predict.inference import open_model, resolve_device
 from pointseg.predict.tiled import (
-    GDAL_CACHE_MB,
     NODATA_LABEL,
     OUTPUT_BLOCK,
     _Axis,
@@ -48,13 +47,13 @@ from pointseg.predict.tiled import (
     _block_arrays,
     _check_options,
     _finish_cog,
+    _gdal_env,
     _open_outputs,
+    _open_source,
     _output_files,
-    _rasterio,
     _Runner,
     _source_tile,
     _store_block,
-    blend_window,
     default_overlap,
 )
 
@@ -91,20 +90,6 @@ def _block_file(work: Path, rows: tuple[int, int], cols: tuple[int, int]) -> Pat
 
 def _block_name(source: Path, rows: tuple[int, int], cols: tuple[int, int]) -> str:
     return f"{source.name} block rows {rows[0]}:{rows[1]} cols {cols[0]}:{cols[1]}"
-
-
-def _gdal_env() -> Any:
-    # rasterio hands an integer GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MiB
-    return _rasterio().Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20, GDAL_TIFF_INTERNAL_MASK=True)
-
-
-def _open_source(source: Path) -> Any:
-    try:
-        return _rasterio().open(source)
-    except read_errors() as exc:
-        raise ValueError(
-            f"cannot read {source} as a raster: {exc}; is it a complete GeoTIFF?"
-        ) from exc
 
 
 def _worker_model(model_path: str, device: str | None) -> tuple[Any, Any, torch.device]:
@@ -171,14 +156,13 @@ def predict_block(
     with _gdal_env(), _open_source(source) as src:
         reader = RasterWindows(src, source, _band_indexes(src, spec, source, bands), nodata)
         ay, ax = _Axis.make(reader.height, tile, ovl), _Axis.make(reader.width, tile, ovl)
-        window = blend_window(tile, ovl)
-        runner = _Runner(
+        runner, window = _Runner.for_tiles(
             model,
             spec,
             dev,
-            tile=tile,
-            model_tile=int(tile_size),
-            window=window,
+            tile_size=tile_size,
+            overlap=overlap,
+            scale=scale,
             floating=reader.floating,
             where=source,
         )

@@ -339,6 +339,22 @@ def _check_options(
         raise ValueError(f"scale must be a positive number (e.g. 0.5 or 1.0), got {scale!r}")
 
 
+def _gdal_env() -> Any:
+    """GDAL settings of raster reads: a capped block cache, internal masks."""
+    # rasterio hands an integer GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MiB
+    return _rasterio().Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20, GDAL_TIFF_INTERNAL_MASK=True)
+
+
+def _open_source(source: Path) -> Any:
+    """The raster ``source`` opened for reading, or a clear error."""
+    try:
+        return _rasterio().open(source)
+    except read_errors() as exc:
+        raise ValueError(
+            f"cannot read {source} as a raster: {exc}; is it a complete GeoTIFF?"
+        ) from exc
+
+
 class _Runner:
     """Evaluates batches of tiles: normalise, rescale, model, back to source pixels, softmax."""
 
@@ -367,6 +383,34 @@ class _Runner:
         self.weights = w[:, None] * w[None, :]
         self.floating = floating
         self.where = where
+
+    @classmethod
+    def for_tiles(
+        cls,
+        model: nn.Module,
+        spec: ModelSpec,
+        device: torch.device,
+        *,
+        tile_size: int,
+        overlap: int,
+        scale: float,
+        floating: bool,
+        where: Path,
+    ) -> tuple[_Runner, np.ndarray]:
+        """A runner of ``tile_size``-px model tiles at ``scale`` and its blending window."""
+        tile, ovl = _source_tile(int(tile_size), int(overlap), float(scale))
+        window = blend_window(tile, ovl)
+        runner = cls(
+            model,
+            spec,
+            device,
+            tile=tile,
+            model_tile=int(tile_size),
+            window=window,
+            floating=floating,
+            where=where,
+        )
+        return runner, window
 
     @torch.inference_mode()
     def __call__(self, tiles: np.ndarray) -> torch.Tensor:
@@ -458,14 +502,13 @@ def predict_array(
     tile, ovl = _source_tile(int(tile_size), int(overlap), float(scale))
     h, w = image.shape[:2]
     ay, ax = _Axis.make(h, tile, ovl), _Axis.make(w, tile, ovl)
-    window = blend_window(tile, ovl)
-    runner = _Runner(
+    runner, window = _Runner.for_tiles(
         model,
         spec,
         dev,
-        tile=tile,
-        model_tile=int(tile_size),
-        window=window,
+        tile_size=tile_size,
+        overlap=overlap,
+        scale=scale,
         floating=bool(np.issubdtype(image.dtype, np.floating)),
         where=Path(str(where)),
     )
@@ -634,26 +677,18 @@ def predict_raster(
 
     was_training = model.training
     model.eval()
-    # rasterio hands an integer GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MiB
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20, GDAL_TIFF_INTERNAL_MASK=True)
     try:
-        with env, contextlib.ExitStack() as stack:
-            try:
-                src = stack.enter_context(rasterio.open(source))
-            except read_errors() as exc:
-                raise ValueError(
-                    f"cannot read {source} as a raster: {exc}; is it a complete GeoTIFF?"
-                ) from exc
+        with _gdal_env(), contextlib.ExitStack() as stack:
+            src = stack.enter_context(_open_source(source))
             indexes = _band_indexes(src, spec, source, bands)
             reader = RasterWindows(src, source, indexes, nodata)
-            window = blend_window(tile, ovl)
-            runner = _Runner(
+            runner, _ = _Runner.for_tiles(
                 model,
                 spec,
                 dev,
-                tile=tile,
-                model_tile=tile_size,
-                window=window,
+                tile_size=tile_size,
+                overlap=overlap,
+                scale=scale,
                 floating=reader.floating,
                 where=source,
             )
