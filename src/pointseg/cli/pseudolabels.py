@@ -62,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
     from pointseg.cli._common import config_from_args
     from pointseg.io.outputs import check_output_dir
     from pointseg.labels.images import PseudoLabelWriter, write_pseudo_labels
-    from pointseg.points import load_points, no_supervision_message
 
     cfg = config_from_args(args)
     cfg.data = args.data
@@ -77,18 +76,7 @@ def run(args: argparse.Namespace) -> int:
         None if args.split == "all" else args.split, require_masks=cfg.points_file is None
     )
     names = list(ds.class_map.names)
-    user = None
-    if cfg.points_file:
-        user, report = load_points(
-            cfg.points_file,
-            images={r.name: r.image for r in ds.records},
-            image_sizes=lambda: {n: ds.image_size(i) for i, n in enumerate(ds.names)},
-            class_names=names,
-            crs=cfg.points_crs,
-        )
-        if not any(len(user.get(n, ())) for n in ds.names):
-            where = f"the {args.split} images" if args.split != "all" else "the images"
-            raise ValueError(no_supervision_message(report, where=where))
+    user = _points(cfg, ds, args.split)
     writer = PseudoLabelWriter(
         settings=settings,
         n_classes=len(names),
@@ -123,6 +111,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _points(cfg: Any, ds: Any, split: str) -> Any:
+    """The point file's points on ``ds`` (None without a file); refused when none lands."""
+    from pointseg.points import load_points, no_supervision_message
+
+    if not cfg.points_file:
+        return None
+    points, report = load_points(
+        cfg.points_file,
+        images={r.name: r.image for r in ds.records},
+        image_sizes=lambda: {n: ds.image_size(i) for i, n in enumerate(ds.names)},
+        class_names=list(ds.class_map.names),
+        crs=cfg.points_crs,
+    )
+    if not any(len(points.get(n, ())) for n in ds.names):
+        where = f"the {split} images" if split != "all" else "the images"
+        raise ValueError(no_supervision_message(report, where=where))
+    return points
+
+
 def _window_labels(args: argparse.Namespace, cfg: Any) -> int:
     """The native pseudo-labels windowed training builds, into its cache, and their PNGs."""
     import functools
@@ -132,7 +139,6 @@ def _window_labels(args: argparse.Namespace, cfg: Any) -> int:
     from pointseg.constants import IGNORE_INDEX
     from pointseg.io import write_png
     from pointseg.io.outputs import check_output_dir
-    from pointseg.points import load_points, no_supervision_message
     from pointseg.training import default_cache_dir
     from pointseg.training.image_windows import prepare_window_training
 
@@ -150,17 +156,7 @@ def _window_labels(args: argparse.Namespace, cfg: Any) -> int:
         return cfg.open_dataset(split, require_masks=masks)
 
     ds = opener()
-    points = None
-    if cfg.points_file:
-        points, report = load_points(
-            cfg.points_file,
-            images={r.name: r.image for r in ds.records},
-            image_sizes=lambda: {n: ds.image_size(i) for i, n in enumerate(ds.names)},
-            class_names=list(ds.class_map.names),
-            crs=cfg.points_crs,
-        )
-        if not any(len(points.get(n, ())) for n in ds.names):
-            raise ValueError(no_supervision_message(report, where="these images"))
+    points = _points(cfg, ds, args.split)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "window-labels"
     with client_from_args(args) as client:
         prep = prepare_window_training(

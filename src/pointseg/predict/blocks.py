@@ -38,7 +38,7 @@ import torch
 
 from pointseg.io.atomic import atomic_write, remove_stale_temp_files, write_text_atomic
 from pointseg.io.windows import RasterWindows
-from pointseg.predict.inference import open_model, resolve_device
+from pointseg.predict.inference import open_model, worker_model
 from pointseg.predict.tiled import (
     NODATA_LABEL,
     OUTPUT_BLOCK,
@@ -92,19 +92,6 @@ def _block_name(source: Path, rows: tuple[int, int], cols: tuple[int, int]) -> s
     return f"{source.name} block rows {rows[0]}:{rows[1]} cols {cols[0]}:{cols[1]}"
 
 
-def _worker_model(model_path: str, device: str | None) -> tuple[Any, Any, torch.device]:
-    """The model of ``model_path``, loaded once per worker process (and file version)."""
-    from pointseg.distributed import worker_cached
-
-    dev = resolve_device(device)
-    stat = Path(model_path).stat()
-    model, spec = worker_cached(
-        ("model", str(model_path), stat.st_mtime_ns, stat.st_size, str(dev)),
-        lambda: open_model(model_path, device=dev),
-    )
-    return model, spec, dev
-
-
 @torch.inference_mode()
 def predict_block(
     model_path: str | Path,
@@ -149,7 +136,7 @@ def predict_block(
     dict
         ``tiles``: tile evaluations of the block (halo included).
     """
-    model, spec, dev = _worker_model(str(model_path), device)
+    model, spec, dev = worker_model(str(model_path), device)
     source = Path(source)
     (r0, r1), (c0, c1) = rows, cols
     tile, ovl = _source_tile(int(tile_size), int(overlap), float(scale))

@@ -21,7 +21,13 @@ from pointseg.io.raster import (
     write_png,
 )
 from pointseg.models.registry import ModelSpec
-from pointseg.predict.inference import open_model, predict_labels, resolve_bands, resolve_device
+from pointseg.predict.inference import (
+    open_model,
+    predict_labels,
+    resolve_bands,
+    resolve_device,
+    worker_model,
+)
 from pointseg.viz.colors import overlay
 
 __all__ = ["NODATA_LABEL", "predict_folder"]
@@ -126,18 +132,11 @@ def _predict_task(
     overwrite: bool,
 ) -> list[Path]:
     """A Dask task: one image (skipped when its outputs exist and not ``overwrite``)."""
-    from pointseg.distributed import worker_cached
-
     if not overwrite:
         expected = _outputs(path, out_dir, georef=_is_georeferenced(path), overlays=overlays)
         if all(p.is_file() for p in expected):
             return []
-    dev = resolve_device(device)
-    stat = Path(model_path).stat()
-    model, spec = worker_cached(
-        ("model", str(model_path), stat.st_mtime_ns, stat.st_size, str(dev)),
-        lambda: open_model(model_path, device=dev),
-    )
+    model, spec, dev = worker_model(model_path, device)
     if scale is not None:
         spec = replace(spec, scale=float(scale))
     keep = _keep_bands(spec, path, bands, model_path)

@@ -21,6 +21,7 @@ __all__ = [
     "predict_logits",
     "resolve_bands",
     "resolve_device",
+    "worker_model",
 ]
 
 
@@ -258,3 +259,20 @@ def predict_labels(
     """(H, W) uint8 class map for one (H, W, C) image."""
     logits = predict_logits(model, spec, image, device=device, where=where)
     return logits.argmax(0).to(torch.uint8).cpu().numpy()
+
+
+def worker_model(model_path: str, device: str | None) -> tuple[Any, Any, torch.device]:
+    """The model of ``model_path`` on ``device``, loaded once per Dask worker process.
+
+    Tasks of one run share it; a new version of the file (size, modification time) is
+    loaded again.
+    """
+    from pointseg.distributed import worker_cached
+
+    dev = resolve_device(device)
+    stat = Path(model_path).stat()
+    model, spec = worker_cached(
+        ("model", str(model_path), stat.st_mtime_ns, stat.st_size, str(dev)),
+        lambda: open_model(model_path, device=dev),
+    )
+    return model, spec, dev
