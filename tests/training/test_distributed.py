@@ -336,3 +336,35 @@ def test_sweep_runs_a_setting_on_two_processes(tiny_synthetic, tmp_path):
     assert saved["devices"] == 2
     assert json.loads((run / "metrics.json").read_text())["test"]["n_pixels"] > 0
     assert not list((out / "runs").glob(".*launch*"))  # the launch file is removed
+
+
+def test_launch_refuses_what_rank_0_would_before_starting_processes(
+    tiny_synthetic, tmp_path, monkeypatch
+):
+    """An existing run, a resume of nothing, a changed model: refused here, no torchrun."""
+    import pointseg.training.train as train_module
+    from pointseg.training import run_training
+
+    def no_launch(cfg):
+        raise AssertionError("processes were started")
+
+    monkeypatch.setattr(train_module, "run_in_processes", no_launch)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"x")
+    (run / "config.yaml").write_text("model: unet\n")
+    cfg = TrainConfig(data=str(tiny_synthetic), out=str(run), window=32, devices=2)
+    with pytest.raises(FileExistsError, match="holds a finished run; pass --overwrite"):
+        run_training(cfg)
+    cfg = TrainConfig(data=str(tiny_synthetic), out=str(tmp_path / "new"), devices=2, resume=True)
+    with pytest.raises(ValueError, match="nothing to resume"):
+        run_training(cfg)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    cfg = TrainConfig(
+        data=str(tiny_synthetic), out=str(run), devices=2, resume=True, model="fcn_resnet50"
+    )
+    with pytest.raises(ValueError, match="would change model"):
+        run_training(cfg)
+    assert not (tmp_path / "new").exists()

@@ -24,7 +24,7 @@ import yaml
 
 from pointseg.io.atomic import pid_alive
 
-__all__ = ["RunFolder", "check_resume", "is_finished_run", "open_run_folder"]
+__all__ = ["RunFolder", "check_resume", "check_run_folder", "is_finished_run", "open_run_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,36 @@ class RunFolder:
                 self.work.rmdir()  # only when empty: other files are the user's
 
 
+def check_run_folder(out: str | os.PathLike[str], *, overwrite: bool, resume: bool) -> None:
+    """Raise what :func:`open_run_folder` would refuse, without creating or removing anything.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` holds a run and neither ``overwrite`` nor ``resume`` is set.
+    ValueError
+        If ``out`` is a file, both flags are set, or ``resume`` finds nothing to resume.
+    """
+    final = Path(out)
+    if final.exists() and not final.is_dir():
+        raise ValueError(f"run folder {final} is a file; give a folder with --out")
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume exclude each other: choose one")
+    if resume:
+        last = final / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ValueError(
+                f"--resume: {last} does not exist, so there is nothing to resume; drop "
+                "--resume to start a new run"
+            )
+    elif final.is_dir() and _has_run(final) and not overwrite:
+        what = "a finished run" if is_finished_run(final) else "an interrupted run"
+        raise FileExistsError(
+            f"{final} holds {what}; pass --overwrite to replace it when the new run "
+            "finishes, --resume to continue it, or choose another --out"
+        )
+
+
 def open_run_folder(
     out: str | os.PathLike[str], *, overwrite: bool, resume: bool, saved_check: Any = None
 ) -> RunFolder:
@@ -194,30 +224,15 @@ def open_run_folder(
         If ``out`` is a file, both flags are set, or ``resume`` finds nothing to resume.
     """
     final = Path(out)
-    if final.exists() and not final.is_dir():
-        raise ValueError(f"run folder {final} is a file; give a folder with --out")
-    if overwrite and resume:
-        raise ValueError("--overwrite and --resume exclude each other: choose one")
+    check_run_folder(final, overwrite=overwrite, resume=resume)
     remove_stale_run_folders(final)
     if resume:
-        last = final / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise ValueError(
-                f"--resume: {last} does not exist, so there is nothing to resume; drop "
-                "--resume to start a new run"
-            )
         saved_path = final / "config.yaml"
         if saved_check is not None and saved_path.is_file():
             saved = yaml.safe_load(saved_path.read_text()) or {}
             saved_check(saved)
         return RunFolder(final=final, work=final)
     if final.is_dir() and _has_run(final):
-        if not overwrite:
-            what = "a finished run" if is_finished_run(final) else "an interrupted run"
-            raise FileExistsError(
-                f"{final} holds {what}; pass --overwrite to replace it when the new run "
-                "finishes, --resume to continue it, or choose another --out"
-            )
         work = final.parent / f".{final.name}.run-{os.getpid()}"
         if work.exists():
             shutil.rmtree(work)

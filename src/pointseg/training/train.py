@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from pointseg.io.atomic import remove_stale_temp_files, write_text_atomic
@@ -38,7 +39,7 @@ from pointseg.training.distributed import (
     run_in_processes,
     setup_distributed,
 )
-from pointseg.training.rundir import check_resume, open_run_folder
+from pointseg.training.rundir import check_resume, check_run_folder, open_run_folder
 from pointseg.training.task import SegmentationTask
 
 __all__ = [
@@ -184,6 +185,14 @@ def run_training(
             raise ValueError(
                 "callbacks cannot be passed to training processes started here; launch "
                 "this script with torchrun instead (README: Scaling out)"
+            )
+        # what rank 0 would refuse is refused here, before any process starts
+        cfg.open_dataset(None, require_masks=False).check_bands()
+        check_run_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+        saved = Path(cfg.out) / "config.yaml"
+        if cfg.resume and saved.is_file():
+            check_resume(
+                yaml.safe_load(saved.read_text()) or {}, cfg.to_dict(), run_dir=saved.parent
             )
         run_in_processes(cfg)
         return _read_run(Path(cfg.out), time.perf_counter() - t0)
