@@ -291,6 +291,7 @@ def test_ddp_run_resumes_after_a_kill(tiny_synthetic, tmp_path):
     before = read_history(run / "history.csv")
     assert not (run / "model.pt").exists(), "the run finished before the kill"
     assert len(before) < 6
+    assert len(list(tmp_path.glob(".run.launch-*.yaml"))) == 1  # the killed launch's settings
 
     done = subprocess.run(
         [sys.executable, "-m", "pointseg", *args, "--resume"],
@@ -310,6 +311,7 @@ def test_ddp_run_resumes_after_a_kill(tiny_synthetic, tmp_path):
     assert kept(after[: len(before) - 1]) == kept(before[:-1])
     assert (run / "model.pt").is_file() and (run / "metrics.json").is_file()
     assert "rank 0 failed" not in done.stderr
+    assert not list(tmp_path.glob(".run.launch-*.yaml"))  # removed by the next launch
 
 
 def test_dist_context_messages_need_no_group_for_one_process():

@@ -111,9 +111,16 @@ def run_in_processes(cfg: Any) -> None:
             "--nnodes N --nproc-per-node D --rdzv-endpoint HOST:PORT -m pointseg train ...' on "
             "each node, or srun under SLURM (README: Scaling out)"
         )
+    from pointseg.io.atomic import pid_alive
+
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.launch-", suffix=".yaml", dir=out.parent)
+    for old in out.parent.glob(f".{out.name}.launch-*.yaml"):  # left by a killed launch
+        pid = old.name.split(".launch-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    prefix = f".{out.name}.launch-{os.getpid()}-"
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".yaml", dir=out.parent)
     os.close(fd)
     try:
         cfg.save(name)
