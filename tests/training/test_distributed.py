@@ -370,3 +370,36 @@ def test_launch_refuses_what_rank_0_would_before_starting_processes(
     with pytest.raises(ValueError, match="would change model"):
         run_training(cfg)
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_ddp_self_training_round_is_shared_by_ranks(tiny_synthetic, tmp_path):
+    """Each rank completes its share of the images; the round's counts are summed over ranks."""
+    run = tmp_path / "run"
+    args = ["-q", "train", str(tiny_synthetic), "--out", str(run), "--devices", "2"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--window", "32", "--windows-per-epoch", "8"]
+    args += ["--model-options", json.dumps(_SETTINGS["model_options"]), "--max-epochs", "1"]
+    args += ["--n-segments", "30", "--accelerator", "cpu", "--self-train-rounds", "1"]
+    args += ["--self-train-threshold", "0.2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pointseg", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    files = sorted((run / "self-train" / "round1").glob("*.npy"))
+    stats = json.loads((run / "label_stats.json").read_text())["self_train"][0]
+    assert len(files) == stats_images(tiny_synthetic)  # both ranks' shares are there
+    labels = [np.load(f) for f in files]
+    labelled = sum(int((x != IGNORE_INDEX).sum()) for x in labels)
+    assert stats["labelled_fraction"] == pytest.approx(labelled / sum(x.size for x in labels))
+    assert (run / "history-round1.csv").is_file() and (run / "model.pt").is_file()
+
+
+def stats_images(root) -> int:
+    """Training images of the tiny set (every one gets clicks from its mask)."""
+    from pointseg.data import FolderDataset
+
+    return len(FolderDataset(root, split="train"))
