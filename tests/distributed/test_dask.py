@@ -249,14 +249,19 @@ def test_folder_on_two_workers_matches_serial(model_pt, tmp_path, client):
         _same_raster(tmp_path / "serial" / f"geo{i}.tif", tmp_path / "dask" / f"geo{i}.tif")
 
     # a rerun skips the images whose outputs exist; overwrite=True redoes them
+    # (the class maps are still listed: the run's result is whole)
     stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "dask").rglob("*.*")}
-    assert predict_folder(model_pt, images, tmp_path / "dask", client=client) == []
+    again = predict_folder(model_pt, images, tmp_path / "dask", client=client)
+    assert again == dist
     assert stamp == {p: p.stat().st_mtime_ns for p in (tmp_path / "dask").rglob("*.*")}
     (tmp_path / "dask" / "overlays" / "geo1.png").unlink()
-    assert [p.name for p in predict_folder(model_pt, images, tmp_path / "dask", client=client)] == [
-        "geo1.png",
-        "geo1.tif",
-    ]
+    assert predict_folder(model_pt, images, tmp_path / "dask", client=client) == dist
+    changed = sorted(
+        str(p.relative_to(tmp_path / "dask"))
+        for p in (tmp_path / "dask").rglob("*.*")
+        if stamp.get(p) != p.stat().st_mtime_ns
+    )
+    assert changed == ["geo1.png", "geo1.tif", "overlays/geo1.png"]  # only the incomplete image
 
 
 def _corrupt_tile(path: Path, col: int, row: int) -> bytes:

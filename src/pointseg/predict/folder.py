@@ -130,18 +130,19 @@ def _predict_task(
     bands: Sequence[int] | None,
     scale: float | None,
     overwrite: bool,
-) -> list[Path]:
-    """A Dask task: one image (skipped when its outputs exist and not ``overwrite``)."""
+) -> tuple[list[Path], bool]:
+    """A Dask task: one image; returns its class maps and whether they existed (skipped)."""
     if not overwrite:
         expected = _outputs(path, out_dir, georef=_is_georeferenced(path), overlays=overlays)
-        if all(p.is_file() for p in expected):
-            return []
+        if all(p.is_file() for p in expected):  # written atomically: an existing file is whole
+            return (expected[:-1] if overlays else expected), True
     model, spec, dev = worker_model(model_path, device)
     if scale is not None:
         spec = replace(spec, scale=float(scale))
     keep = _keep_bands(spec, path, bands, model_path)
     colors = [tuple(c) for c in spec.class_colors]
-    return _predict_file(model, spec, dev, path, keep, out_dir, colors=colors, overlays=overlays)
+    files = _predict_file(model, spec, dev, path, keep, out_dir, colors=colors, overlays=overlays)
+    return files, False
 
 
 def _predict_on_dask(
@@ -170,10 +171,10 @@ def _predict_on_dask(
         Task(path.name, _predict_task, (str(model_path), path, out_dir), options) for path in files
     ]
     results = run_tasks(client, tasks, progress=progress, what="images")
-    skipped = sum(1 for r in results.values() if not r)
+    skipped = sum(1 for _, existed in results.values() if existed)
     if skipped:
         logger.info("%d image(s) skipped: their outputs exist (overwrite recomputes)", skipped)
-    return [p for task in tasks for p in results[task.name]]
+    return [p for task in tasks for p in results[task.name][0]]
 
 
 def predict_folder(
