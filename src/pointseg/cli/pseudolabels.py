@@ -57,7 +57,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import functools
 
     from pointseg.cli._common import config_from_args
     from pointseg.io.outputs import check_output_dir
@@ -72,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     settings = cfg.pseudo_label_settings()
     out_dir = check_output_dir(args.out, what="--out")
-    ds = cfg.open_dataset(
-        None if args.split == "all" else args.split, require_masks=cfg.points_file is None
-    )
+    opener = _opener(cfg, args.split)
+    ds = opener()
     names = list(ds.class_map.names)
     user = _points(cfg, ds, args.split)
     writer = PseudoLabelWriter(
@@ -89,16 +87,13 @@ def run(args: argparse.Namespace) -> int:
         cache_root=Path(cfg.cache_dir) if cfg.cache_dir else None,
         skip_existing=uses_dask(args) and not args.overwrite,
     )
-    split = None if args.split == "all" else args.split
     with client_from_args(args) as client:
         totals = write_pseudo_labels(
             ds,
             writer,
             points=user,
             client=client,
-            opener=functools.partial(
-                cfg.open_dataset, split, require_masks=cfg.points_file is None
-            ),
+            opener=opener,
             progress=client is not None and not args.quiet,
         )
     msg = f"{len(ds)} pseudo-labels -> {out_dir}"
@@ -109,6 +104,15 @@ def run(args: argparse.Namespace) -> int:
         )
     print(msg)
     return 0
+
+
+def _opener(cfg: Any, split: str) -> Any:
+    """Opens the split's dataset; picklable, so the Dask workers open the same one with it."""
+    import functools
+
+    return functools.partial(
+        cfg.open_dataset, None if split == "all" else split, require_masks=cfg.points_file is None
+    )
 
 
 def _points(cfg: Any, ds: Any, split: str) -> Any:
@@ -132,7 +136,6 @@ def _points(cfg: Any, ds: Any, split: str) -> Any:
 
 def _window_labels(args: argparse.Namespace, cfg: Any) -> int:
     """The native pseudo-labels windowed training builds, into its cache, and their PNGs."""
-    import functools
 
     import numpy as np
 
@@ -149,12 +152,7 @@ def _window_labels(args: argparse.Namespace, cfg: Any) -> int:
         )
     cfg.validate()  # the geometry defaults of training (window, scale, superpixel area)
     out_dir = Path(check_output_dir(args.out, what="--out"))
-    split = None if args.split == "all" else args.split
-    masks = cfg.points_file is None
-
-    def opener() -> Any:
-        return cfg.open_dataset(split, require_masks=masks)
-
+    opener = _opener(cfg, args.split)
     ds = opener()
     points = _points(cfg, ds, args.split)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "window-labels"
@@ -172,7 +170,7 @@ def _window_labels(args: argparse.Namespace, cfg: Any) -> int:
             seed=cfg.seed,
             progress=(lambda it: it) if not args.quiet else None,
             client=client,
-            opener=functools.partial(cfg.open_dataset, split, require_masks=masks),
+            opener=opener,
         )
     palette = [tuple(int(v) for v in c) for c in ds.class_map.colors]
     for src in prep.sources:  # PNGs of the cached labels (an image without points: unlabelled)

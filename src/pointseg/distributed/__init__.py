@@ -9,6 +9,7 @@ from pointseg.distributed.dask import (
     dask_client,
     dataset_task,
     import_distributed,
+    map_images,
     run_tasks,
     worker_cached,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "dask_client",
     "dataset_task",
     "import_distributed",
+    "map_images",
     "run_tasks",
     "worker_cached",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "dask_client",
     "dataset_task",
     "import_distributed",
+    "map_images",
     "run_tasks",
     "worker_cached",
 ]
@@ -234,6 +236,55 @@ def dataset_task(
             "client: the workers see a different dataset (a shared folder out of sync?)"
         )
     return fn(dataset, index, *args)
+
+
+def map_images(
+    client: Any,
+    names: Sequence[str],
+    fn: Callable[..., Any],
+    *,
+    args: Callable[[int, str], tuple[Any, ...]],
+    opener: Callable[[], Any] | None,
+    progress: bool = False,
+) -> list[Any]:
+    """``fn(dataset, i, *args(i, name))`` for every image, one task each (see :func:`run_tasks`).
+
+    Parameters
+    ----------
+    client : distributed.Client
+    names : sequence of str
+        The images of the dataset, in order (names the tasks in reports).
+    fn : callable
+        A picklable (module-level) function of ``(dataset, index, *args)``.
+    args : callable
+        The extra arguments of image ``i`` named ``name`` (small: points, settings).
+    opener : callable
+        Opens the same dataset on a worker (picklable, e.g.
+        ``functools.partial(cfg.open_dataset, "train")``), once per worker process.
+    progress : bool
+        Show a progress bar of images.
+
+    Returns
+    -------
+    list
+        The results in image order.
+
+    Raises
+    ------
+    ValueError
+        Without ``opener``.
+    TasksFailed
+        Naming the images that failed twice, once the others are done.
+    """
+    if opener is None:
+        raise ValueError("a distributed run needs opener, which opens the dataset on workers")
+    token = uuid.uuid4().hex
+    tasks = [
+        Task(name, dataset_task, (opener, token, i, name, fn, *args(i, name)))
+        for i, name in enumerate(names)
+    ]
+    results = run_tasks(client, tasks, progress=progress, what="images")
+    return [results[name] for name in names]
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

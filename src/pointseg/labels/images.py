@@ -11,7 +11,6 @@ reads.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,15 +190,14 @@ def write_pseudo_labels(
         for i in tqdm(range(len(names)), desc="pseudo-labels", disable=not progress):
             totals += writer.write(dataset, i, pts(names[i]), cache=cache)
         return totals
-    from pointseg.distributed import Task, dataset_task, run_tasks
+    from pointseg.distributed import map_images
 
-    if opener is None:
-        raise ValueError("a distributed run needs opener, which opens the dataset on workers")
-    token = uuid.uuid4().hex
-    tasks = [
-        Task(name, dataset_task, (opener, token, i, name, _write_one, writer, pts(name)))
-        for i, name in enumerate(names)
-    ]
-    for result in run_tasks(client, tasks, progress=progress, what="images").values():
-        totals += result
-    return totals
+    results = map_images(
+        client,
+        names,
+        _write_one,
+        args=lambda i, name: (writer, pts(name)),
+        opener=opener,
+        progress=progress,
+    )
+    return totals + sum(results, np.zeros(3, np.int64))

@@ -190,20 +190,9 @@ class DistContext:
 
         An exception on rank 0 is raised on every rank, with rank 0's message.
         """
-        if not self.distributed:
-            return fn()
-        if self.is_main:
-            try:
-                value = fn()
-            except BaseException as exc:
-                self.broadcast(f"{type(exc).__name__}: {exc}")
-                raise
-            self.broadcast(None)
-            return value
-        error = self.broadcast(None)
-        if error is not None:
-            raise RuntimeError(f"rank 0 failed, so rank {self.rank} stops: {error}")
-        return fn()
+        first: list[T] = []
+        self.from_main(lambda: first.append(fn()))  # only rank 0's error crosses, not its value
+        return first[0] if self.is_main else fn()
 
     def from_main(self, fn: Callable[[], T]) -> T:
         """``fn()`` run on rank 0 only, its result (or its error) shared with every rank."""

@@ -29,7 +29,6 @@ import functools
 import hashlib
 import json
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from pointseg.constants import IGNORE_INDEX
 from pointseg.data.base import RecordDataset
 from pointseg.io.atomic import atomic_write
 from pointseg.io.windows import ArrayWindows
+from pointseg.labels.propagation import propagation_stats
 from pointseg.labels.raster import label_blocks, raster_label_key
 from pointseg.labels.settings import PseudoLabelSettings
 from pointseg.points import image_seed, points_to_mask, sample_points
@@ -581,10 +581,8 @@ def label_window_image(
     out["labels"] = path
     counts[0] = np.count_nonzero(labels != IGNORE_INDEX)
     if sample is not None and sample.get("mask") is not None:
-        mask = sample["mask"]
-        ok = mask != IGNORE_INDEX
-        lab = labels[ok]
-        counts[1:] = [ok.sum(), (lab != IGNORE_INDEX).sum(), (lab == mask[ok]).sum()]
+        st = propagation_stats(labels, sample["mask"])
+        counts[1:] = [st["n_valid"], st["n_evaluated"], st["n_correct"]]
     return out
 
 
@@ -705,17 +703,17 @@ def prepare_window_training(
             indices = progress(indices)
         done = {i: label(dataset, i, given(names[i])) for i in indices}
     else:  # one Dask task per image; the workers open the dataset themselves
-        from pointseg.distributed import Task, dataset_task, run_tasks
+        from pointseg.distributed import map_images
 
-        if opener is None:
-            raise ValueError("a distributed run needs opener, which opens the dataset on workers")
-        token = uuid.uuid4().hex
-        tasks = [
-            Task(name, dataset_task, (opener, token, i, name, label, given(name)))
-            for i, name in enumerate(names)
-        ]
-        results = run_tasks(client, tasks, progress=progress is not None, what="images")
-        done = {i: results[name] for i, name in enumerate(names)}
+        results = map_images(
+            client,
+            names,
+            label,
+            args=lambda i, name: (given(name),),
+            opener=opener,
+            progress=progress is not None,
+        )
+        done = dict(enumerate(results))
     sources: list[WindowSource] = []
     n_pts = total = 0
     counts = np.zeros(4, np.int64)  # labelled, mask pixels, pseudo-labelled, correct

@@ -181,60 +181,14 @@ def run_training(
     cfg.validate()
     t0 = time.perf_counter()
     if cfg.devices * cfg.num_nodes > 1 and not launched_externally():
-        if callbacks:
-            raise ValueError(
-                "callbacks cannot be passed to training processes started here; launch "
-                "this script with torchrun instead (README: Scaling out)"
-            )
-        # what rank 0 would refuse is refused here, before any process starts
-        cfg.open_dataset(None, require_masks=False).check_bands()
-        check_run_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-        saved = Path(cfg.out) / "config.yaml"
-        if cfg.resume and saved.is_file():
-            check_resume(
-                yaml.safe_load(saved.read_text()) or {}, cfg.to_dict(), run_dir=saved.parent
-            )
-        run_in_processes(cfg)
-        return _read_run(Path(cfg.out), time.perf_counter() - t0)
+        return _train_in_processes(cfg, callbacks, t0)
     dist = setup_distributed(
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         accelerator=cfg.accelerator,
         strategy=cfg.strategy,
     )
-    return _run(cfg, splits, callbacks, progress, t0, dist)
 
-
-def _read_run(run_dir: Path, seconds: float) -> TrainResult:
-    """The result of a finished run, read from its folder."""
-    from pointseg.training.callbacks import read_history
-
-    def read(name: str) -> dict[str, Any]:
-        path = run_dir / name
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    rows = [r for p in sorted(run_dir.glob("history*.csv")) for r in read_history(p)]
-    scores = [r["val_miou"] for r in rows if r["val_miou"] == r["val_miou"]]
-    return TrainResult(
-        run_dir=run_dir,
-        model_path=run_dir / "model.pt",
-        best_val_miou=max(scores) if scores else float("nan"),
-        epochs=len(read_history(run_dir / "history.csv")),
-        seconds=seconds,
-        metrics=read("metrics.json"),
-        label_stats=read("label_stats.json"),
-        launched=True,
-    )
-
-
-def _run(
-    cfg: TrainConfig,
-    splits: dict[str, PreparedSplit] | None,
-    callbacks: Sequence[L.Callback],
-    progress: Any,
-    t0: float,
-    dist: DistContext,
-) -> TrainResult:
     def check_saved(saved: dict[str, Any]) -> None:
         for change in check_resume(saved, cfg.to_dict(), run_dir=Path(cfg.out)):
             logger.info("resuming with a changed setting: %s", change)
@@ -259,6 +213,47 @@ def _run(
     result.run_dir = final
     result.model_path = final / result.model_path.name
     return result
+
+
+def _train_in_processes(
+    cfg: TrainConfig, callbacks: Sequence[L.Callback], t0: float
+) -> TrainResult:
+    """Start the training processes here (torchrun) and read their finished run back."""
+    if callbacks:
+        raise ValueError(
+            "callbacks cannot be passed to training processes started here; launch "
+            "this script with torchrun instead (README: Scaling out)"
+        )
+    # what rank 0 would refuse is refused here, before any process starts
+    cfg.open_dataset(None, require_masks=False).check_bands()
+    check_run_folder(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    saved = Path(cfg.out) / "config.yaml"
+    if cfg.resume and saved.is_file():
+        check_resume(yaml.safe_load(saved.read_text()) or {}, cfg.to_dict(), run_dir=saved.parent)
+    run_in_processes(cfg)
+    return _read_run(Path(cfg.out), time.perf_counter() - t0)
+
+
+def _read_run(run_dir: Path, seconds: float) -> TrainResult:
+    """The result of a finished run, read from its folder."""
+    from pointseg.training.callbacks import read_history
+
+    def read(name: str) -> dict[str, Any]:
+        path = run_dir / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    rows = [r for p in sorted(run_dir.glob("history*.csv")) for r in read_history(p)]
+    scores = [r["val_miou"] for r in rows if r["val_miou"] == r["val_miou"]]
+    return TrainResult(
+        run_dir=run_dir,
+        model_path=run_dir / "model.pt",
+        best_val_miou=max(scores) if scores else float("nan"),
+        epochs=len(read_history(run_dir / "history.csv")),
+        seconds=seconds,
+        metrics=read("metrics.json"),
+        label_stats=read("label_stats.json"),
+        launched=True,
+    )
 
 
 def _train_in(
